@@ -1,0 +1,1 @@
+"""The JSON APIs: admin (directory sync) and support (calls and texts)."""

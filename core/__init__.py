@@ -1,0 +1,63 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from core.config import load_config
+from core.errors import register_error_handlers
+from core.telephony import make_carrier
+from store.crypto import CodewordCipher
+from store.directory import Directory
+from store.ratelimit import RateLimiter
+from store.redis_client import connect
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; ``config`` overrides it (tests)."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or None,
+        static_folder=None,
+    )
+    app.config.from_mapping(load_config(dict(os.environ), Path(app.instance_path)))
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+
+    redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
+    app.extensions["redis"] = redis_client
+    app.extensions["directory"] = Directory(
+        app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
+    )
+    app.extensions["limiter"] = RateLimiter(redis_client)
+    app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(
+        app.config, redis_client
+    )
+
+    register_error_handlers(app)
+    _register_blueprints(app)
+    _register_commands(app)
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from api.admin import bp as admin_bp
+    from core.health import bp as health_bp
+    from ivr.views import bp as ivr_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(ivr_bp)
+
+
+def _register_commands(app: Flask) -> None:
+    from core.commands import register
+
+    register(app)

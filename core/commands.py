@@ -1,0 +1,61 @@
+"""``flask`` commands for operators: prepare the database, rotate keys, demo data."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+from core.extensions import directory
+
+
+def register(app: Flask) -> None:
+    app.cli.add_command(init_db)
+    app.cli.add_command(rotate_codeword_keys)
+    app.cli.add_command(seed_demo)
+
+
+@click.command("init-db")
+def init_db() -> None:
+    """Create the directory's tables if they do not exist."""
+    directory().create_all()
+    click.echo("database ready")
+
+
+@click.command("rotate-codeword-keys")
+def rotate_codeword_keys() -> None:
+    """Re-encrypt every codeword under the first key of CODEWORD_KEYS."""
+    count = directory().rotate_codewords()
+    click.echo(f"re-encrypted {count} codeword(s) under the first key")
+
+
+DEMO_PRACTICE = "demo-practice"
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Add a demo practice with a verified office number and an admin with a verified cell."""
+    if current_app.config["APP_ENV"] == "production":
+        raise click.ClickException("demo data is for development only")
+    store = directory()
+    store.create_all()
+    practice, created = store.put_practice(
+        DEMO_PRACTICE,
+        name="Bright Smiles Dental",
+        office_number="+12025550100",
+        office_number_verified=True,
+        language="en",
+    )
+    if created or not practice.has_codeword:
+        store.set_codeword(DEMO_PRACTICE, "maple-otter-47")
+    store.put_user(
+        DEMO_PRACTICE,
+        "demo-admin",
+        name="Dana Admin",
+        role="admin",
+        cell_number="+12025550111",
+        cell_number_given=True,
+        cell_number_verified=True,
+    )
+    click.echo(
+        f"demo practice {DEMO_PRACTICE!r}: office +12025550100, admin cell +12025550111"
+    )

@@ -1,0 +1,101 @@
+"""Configuration from the environment, with safe development defaults.
+
+``APP_ENV=production`` selects production, where the service refuses to start
+without the secrets it needs. Anywhere else, missing secrets are generated once
+and kept in the instance folder so that restarts keep reading old codewords.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet
+
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "CODEWORD_KEYS",
+    "TWILIO_AUTH_TOKEN",
+    "REDIS_URL",
+    "PUBLIC_BASE_URL",
+    # Without these two, production would silently run on the simulated carrier.
+    "TWILIO_ACCOUNT_SID",
+    "TWILIO_FROM_NUMBER",
+)
+
+
+class ConfigError(RuntimeError):
+    """The environment cannot run the service."""
+
+
+def parse_tokens(raw: str | None) -> dict[str, str]:
+    """Parse ``name=token,name=token`` into ``{token: name}``."""
+    tokens: dict[str, str] = {}
+    for item in (raw or "").split(","):
+        item = item.strip()
+        if not item:
+            continue
+        name, sep, token = item.partition("=")
+        if not sep or not name.strip() or not token.strip():
+            raise ConfigError("token lists take the form name=token,name=token")
+        tokens[token.strip()] = name.strip()
+    return tokens
+
+
+def _dev_secrets(instance_path: Path) -> dict[str, str]:
+    """Secrets generated once for development and kept in the instance folder."""
+    path = instance_path / "dev-secrets.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    generated = {
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "CODEWORD_KEYS": Fernet.generate_key().decode(),
+        "TWILIO_AUTH_TOKEN": secrets.token_hex(16),
+    }
+    instance_path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(generated, f)
+    return generated
+
+
+def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
+    """Build the Flask config from environment variables."""
+    env = {k: v for k, v in environ.items() if v != ""}
+    production = env.get("APP_ENV", "development") == "production"
+    if production:
+        missing = [name for name in REQUIRED_IN_PRODUCTION if name not in env]
+        if missing:
+            raise ConfigError(
+                "missing required settings in production: " + ", ".join(missing)
+            )
+    else:
+        for name, value in _dev_secrets(instance_path).items():
+            env.setdefault(name, value)
+
+    port = env.get("PORT", "8000")
+    return {
+        "APP_ENV": "production" if production else "development",
+        "SECRET_KEY": env["SECRET_KEY"],
+        "CODEWORD_KEYS": [k.strip() for k in env["CODEWORD_KEYS"].split(",") if k.strip()],
+        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "DATABASE_URL": env.get(
+            "DATABASE_URL", f"sqlite:///{instance_path / 'directory.sqlite3'}"
+        ),
+        "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+        "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),
+        "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN"),
+        "TWILIO_FROM_NUMBER": env.get("TWILIO_FROM_NUMBER", "+15005550006"),
+        "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL"),
+        "ADMIN_TOKENS": parse_tokens(env.get("ADMIN_TOKENS")),
+        "SUPPORT_TOKENS": parse_tokens(env.get("SUPPORT_TOKENS")),
+        "ALLOWED_COUNTRIES": [
+            c.strip().upper() for c in env.get("ALLOWED_COUNTRIES", "US,CA").split(",") if c.strip()
+        ],
+        "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
+        "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
+        "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+    }

@@ -1,0 +1,141 @@
+"""The service's exceptions and how each kind of route answers them.
+
+JSON routes answer ``{"error": {"code", "message"}}``; Twilio webhooks answer
+TwiML that apologises and reveals nothing. Nothing answers an HTML page or a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+
+import redis
+from flask import Flask, Response, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ServiceError(Exception):
+    """An error with an HTTP status and a stable machine-readable code."""
+
+    status = 500
+    code = "internal_error"
+    retry_after: int | None = None
+
+    def __init__(self, message: str, *, code: str | None = None, **details: object) -> None:
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        self.details = details
+
+
+class Unauthorized(ServiceError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class InvalidInput(ServiceError):
+    status, code = 422, "invalid_input"
+
+
+class RateLimited(ServiceError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after: int, **details: object) -> None:
+        super().__init__(message, **details)
+        self.retry_after = max(1, retry_after)
+
+
+class CarrierUnavailable(ServiceError):
+    status, code, retry_after = 502, "carrier_unavailable", 30
+
+
+class DependencyUnavailable(ServiceError):
+    status, code, retry_after = 503, "unavailable", 5
+
+
+def error_response(error: ServiceError) -> Response:
+    body: dict[str, object] = {"code": error.code, "message": error.message}
+    body.update(error.details)
+    response = jsonify({"error": body})
+    response.status_code = error.status
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _is_webhook() -> bool:
+    return request.blueprint in {"ivr", "sms", "twilio"}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Answer every error in the shape its route promises."""
+    from core.twiml import apology
+
+    @app.errorhandler(ServiceError)
+    def _service_error(error: ServiceError) -> Response:
+        if _is_webhook():
+            return apology()
+        return error_response(error)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException) -> Response:
+        if _is_webhook() and (error.code or 500) >= 500:
+            return apology()
+        status = error.code or 500
+        codes = {
+            400: "bad_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "too_large",
+            415: "unsupported_media_type",
+        }
+        wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
+        wrapped.status = status
+        response = error_response(wrapped)
+        if _is_webhook():
+            # A 403 to a forged webhook still says nothing beyond "forbidden".
+            response = Response("", status=status)
+        return response
+
+    @app.errorhandler(redis.RedisError)
+    def _redis_error(error: redis.RedisError) -> Response:
+        log.warning("redis unavailable: %s", type(error).__name__)
+        if _is_webhook():
+            return apology()
+        return error_response(DependencyUnavailable("temporarily unavailable, try again"))
+
+    @app.errorhandler(SQLAlchemyError)
+    def _database_error(error: SQLAlchemyError) -> Response:
+        log.warning("database unavailable: %s", type(error).__name__)
+        if _is_webhook():
+            return apology()
+        return error_response(DependencyUnavailable("temporarily unavailable, try again"))
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Response:
+        # Log the type and place, never the message: it could carry a secret.
+        log.error(
+            "unhandled %s in %s\n%s",
+            type(error).__name__,
+            request.endpoint,
+            "".join(traceback.format_tb(error.__traceback__)),
+        )
+        if _is_webhook():
+            return apology()
+        return error_response(ServiceError("internal error"))

@@ -1,0 +1,22 @@
+"""gunicorn settings, from the environment as on any platform that sets PORT."""
+
+import os
+
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
+worker_class = "gthread"
+# Twilio gives a webhook 15 s; a stuck worker is recycled well before that.
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "10"))
+graceful_timeout = 10
+keepalive = 5
+accesslog = "-" if os.environ.get("ACCESS_LOG") else None
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
+def on_starting(server):  # noqa: ARG001
+    """Prepare the database once, in the master, before any worker serves."""
+    from core import create_app
+
+    app = create_app()
+    app.extensions["directory"].create_all()

@@ -1,0 +1,1 @@
+"""The voice call flow: TwiML webhooks Twilio calls during a phone call."""

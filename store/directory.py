@@ -1,0 +1,387 @@
+"""The directory: practices, users, numbers, the encrypted codeword, the audit trail.
+
+Functions here return plain frozen records, never live ORM objects, so callers
+cannot trigger lazy loads after the session closed, and nothing here ever puts
+the plain codeword into a record other than the one ``read_codeword`` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, selectinload, sessionmaker
+
+from store.crypto import CodewordCipher
+from store.models import AuditEvent, Base, OptOut, Practice, User
+from store.phone import mask
+
+
+@dataclass(frozen=True)
+class UserRecord:
+    id: str
+    practice_id: str
+    name: str
+    role: str
+    cell_number: str | None
+    cell_number_verified: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "cell_number": self.cell_number,
+            "cell_number_verified": self.cell_number_verified,
+        }
+
+
+@dataclass(frozen=True)
+class PracticeRecord:
+    id: str
+    name: str
+    office_number: str
+    office_number_verified: bool
+    language: str
+    has_codeword: bool
+    created_at: datetime
+    updated_at: datetime
+    users: tuple[UserRecord, ...] = ()
+
+    def to_json(self, with_users: bool = True) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "office_number": self.office_number,
+            "office_number_verified": self.office_number_verified,
+            "language": self.language,
+            "has_codeword": self.has_codeword,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+        if with_users:
+            body["users"] = [u.to_json() for u in self.users]
+        return body
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    at: datetime
+    channel: str
+    to: str | None
+    actor: str
+    requested_by: str | None
+    outcome: str
+    reference: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "channel": self.channel,
+            "to": self.to,
+            "actor": self.actor,
+            "requested_by": self.requested_by,
+            "outcome": self.outcome,
+            "reference": self.reference,
+        }
+
+
+def _user_record(user: User) -> UserRecord:
+    return UserRecord(
+        id=user.id,
+        practice_id=user.practice_id,
+        name=user.name,
+        role=user.role,
+        cell_number=user.cell_number,
+        cell_number_verified=user.cell_number_verified,
+    )
+
+
+def _practice_record(practice: Practice, with_users: bool = True) -> PracticeRecord:
+    return PracticeRecord(
+        id=practice.id,
+        name=practice.name,
+        office_number=practice.office_number,
+        office_number_verified=practice.office_number_verified,
+        language=practice.language,
+        has_codeword=practice.codeword_encrypted is not None,
+        created_at=_aware(practice.created_at),
+        updated_at=_aware(practice.updated_at),
+        users=tuple(_user_record(u) for u in practice.users) if with_users else (),
+    )
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; every time we store is UTC.
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class NotFound(LookupError):
+    """The practice or user does not exist."""
+
+
+class Directory:
+    """Access to the SQL directory."""
+
+    def __init__(self, database_url: str, cipher: CodewordCipher) -> None:
+        self.cipher = cipher
+        self.engine = _make_engine(database_url)
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self._sessions.begin() as session:
+            yield session
+
+    def create_all(self) -> None:
+        Base.metadata.create_all(self.engine)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    # Practices ---------------------------------------------------------------
+
+    def put_practice(
+        self,
+        practice_id: str,
+        *,
+        name: str,
+        office_number: str,
+        office_number_verified: bool | None = None,
+        language: str | None = None,
+        codeword: str | None = None,
+    ) -> tuple[PracticeRecord, bool]:
+        """Create or update a practice; returns it and whether it was created."""
+        with self.session() as s:
+            practice = s.get(Practice, practice_id, options=[selectinload(Practice.users)])
+            created = practice is None
+            if practice is None:
+                practice = Practice(id=practice_id, users=[])
+                s.add(practice)
+                practice.office_number_verified = bool(office_number_verified)
+            elif practice.office_number != office_number:
+                # A new number is unproven unless this very request vouches for it.
+                practice.office_number_verified = bool(office_number_verified)
+            elif office_number_verified is not None:
+                practice.office_number_verified = office_number_verified
+            practice.name = name
+            practice.office_number = office_number
+            if language is not None:
+                practice.language = language
+            elif created:
+                practice.language = "en"
+            if codeword is not None:
+                practice.codeword_encrypted = self.cipher.encrypt(codeword)
+            s.flush()
+            return _practice_record(practice), created
+
+    def get_practice(self, practice_id: str) -> PracticeRecord | None:
+        with self.session() as s:
+            practice = s.get(Practice, practice_id, options=[selectinload(Practice.users)])
+            return _practice_record(practice) if practice else None
+
+    def set_office_number_verified(self, practice_id: str, office_number: str) -> bool:
+        """Mark the office number verified if it is still ``office_number``."""
+        with self.session() as s:
+            practice = s.get(Practice, practice_id)
+            if practice is None or practice.office_number != office_number:
+                return False
+            practice.office_number_verified = True
+            return True
+
+    # Users -------------------------------------------------------------------
+
+    def put_user(
+        self,
+        practice_id: str,
+        user_id: str,
+        *,
+        name: str,
+        role: str,
+        cell_number: str | None,
+        cell_number_given: bool,
+        cell_number_verified: bool | None = None,
+    ) -> tuple[UserRecord, bool]:
+        """Create or update a user; raises NotFound for an unknown practice."""
+        with self.session() as s:
+            if s.get(Practice, practice_id) is None:
+                raise NotFound("practice")
+            user = s.get(User, (practice_id, user_id))
+            created = user is None
+            if user is None:
+                user = User(practice_id=practice_id, id=user_id, cell_number=None)
+                s.add(user)
+                user.cell_number_verified = False
+            new_cell = cell_number if cell_number_given else user.cell_number
+            if new_cell != user.cell_number or created:
+                user.cell_number_verified = bool(cell_number_verified) and new_cell is not None
+            elif cell_number_verified is not None:
+                user.cell_number_verified = cell_number_verified and new_cell is not None
+            user.cell_number = new_cell
+            user.name = name
+            user.role = role
+            s.flush()
+            return _user_record(user), created
+
+    def get_user(self, practice_id: str, user_id: str) -> UserRecord | None:
+        with self.session() as s:
+            user = s.get(User, (practice_id, user_id))
+            return _user_record(user) if user else None
+
+    def delete_user(self, practice_id: str, user_id: str) -> bool:
+        with self.session() as s:
+            result = s.execute(
+                delete(User).where(User.practice_id == practice_id, User.id == user_id)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def set_cell_number_verified(self, practice_id: str, user_id: str, cell_number: str) -> bool:
+        """Mark a user's cell verified if it is still ``cell_number``."""
+        with self.session() as s:
+            user = s.get(User, (practice_id, user_id))
+            if user is None or user.cell_number != cell_number:
+                return False
+            user.cell_number_verified = True
+            return True
+
+    def admins_with_verified_cell(self, number: str) -> list[tuple[UserRecord, PracticeRecord]]:
+        """Every admin whose verified cell is ``number``, with their practice."""
+        with self.session() as s:
+            rows = s.execute(
+                select(User, Practice)
+                .join(Practice, Practice.id == User.practice_id)
+                .where(
+                    User.cell_number == number,
+                    User.cell_number_verified.is_(True),
+                    User.role == "admin",
+                )
+                .order_by(Practice.name, Practice.id)
+            ).all()
+            return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]
+
+    # Codeword ----------------------------------------------------------------
+
+    def read_codeword(self, practice_id: str) -> str | None:
+        """The plain codeword; raises NotFound for an unknown practice."""
+        with self.session() as s:
+            practice = s.get(Practice, practice_id)
+            if practice is None:
+                raise NotFound("practice")
+            if practice.codeword_encrypted is None:
+                return None
+            return self.cipher.decrypt(practice.codeword_encrypted)
+
+    def set_codeword(self, practice_id: str, codeword: str) -> None:
+        with self.session() as s:
+            practice = s.get(Practice, practice_id)
+            if practice is None:
+                raise NotFound("practice")
+            practice.codeword_encrypted = self.cipher.encrypt(codeword)
+
+    def rotate_codewords(self) -> int:
+        """Re-encrypt every codeword under the first key; returns how many."""
+        count = 0
+        with self.session() as s:
+            for practice in s.scalars(
+                select(Practice).where(Practice.codeword_encrypted.is_not(None))
+            ):
+                assert practice.codeword_encrypted is not None
+                practice.codeword_encrypted = self.cipher.rotate(practice.codeword_encrypted)
+                count += 1
+        return count
+
+    # Opt-outs ----------------------------------------------------------------
+
+    def opt_out(self, number: str) -> None:
+        with self.session() as s:
+            if s.get(OptOut, number) is None:
+                s.add(OptOut(number=number))
+
+    def opt_in(self, number: str) -> None:
+        with self.session() as s:
+            s.execute(delete(OptOut).where(OptOut.number == number))
+
+    def is_opted_out(self, number: str) -> bool:
+        with self.session() as s:
+            return s.get(OptOut, number) is not None
+
+    # Audit -------------------------------------------------------------------
+
+    def record_event(
+        self,
+        practice_id: str,
+        *,
+        channel: str,
+        outcome: str,
+        actor: str,
+        to_number: str | None = None,
+        requested_by: str | None = None,
+        reference: str | None = None,
+    ) -> None:
+        """Append to the audit trail; the number is stored masked."""
+        with self.session() as s:
+            s.add(
+                AuditEvent(
+                    practice_id=practice_id,
+                    channel=channel,
+                    outcome=outcome,
+                    actor=actor,
+                    to_masked=mask(to_number),
+                    requested_by=requested_by,
+                    reference=reference,
+                )
+            )
+
+    def list_events(self, practice_id: str, limit: int = 200) -> list[EventRecord]:
+        """The practice's audit trail, newest first."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(AuditEvent)
+                .where(AuditEvent.practice_id == practice_id)
+                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
+                .limit(limit)
+            )
+            return [
+                EventRecord(
+                    at=_aware(e.at),
+                    channel=e.channel,
+                    to=e.to_masked,
+                    actor=e.actor,
+                    requested_by=e.requested_by,
+                    outcome=e.outcome,
+                    reference=e.reference,
+                )
+                for e in rows
+            ]
+
+
+def _make_engine(database_url: str) -> Engine:
+    # Hosted PostgreSQL URLs name no driver; ours is psycopg 3.
+    for scheme in ("postgres://", "postgresql://"):
+        if database_url.startswith(scheme):
+            database_url = "postgresql+psycopg://" + database_url[len(scheme) :]
+    if database_url.startswith("sqlite"):
+        engine = create_engine(
+            database_url, connect_args={"check_same_thread": False, "timeout": 5}
+        )
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cursor = dbapi_conn.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(
+        database_url,
+        pool_pre_ping=True,
+        pool_timeout=2,
+        connect_args={"connect_timeout": 2} if database_url.startswith("postgresql") else {},
+    )

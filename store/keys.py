@@ -1,0 +1,38 @@
+"""The one place Redis key names are built.
+
+Every short-lived key has a TTL set where it is written; the prefix keeps this
+service's keys apart from anything else sharing the Redis database.
+"""
+
+from __future__ import annotations
+
+PREFIX = "cw"
+
+
+def key(*parts: str) -> str:
+    """Join parts into a namespaced Redis key, e.g. ``cw:call:<id>``."""
+    return ":".join((PREFIX, *parts))
+
+
+def call_session(session_id: str) -> str:
+    return key("call", session_id)
+
+
+def live_call(practice_id: str) -> str:
+    return key("live-call", practice_id)
+
+
+def idempotency(actor: str, idempotency_key: str) -> str:
+    return key("idem", actor, idempotency_key)
+
+
+def sms_choice(number: str) -> str:
+    return key("sms-choice", number)
+
+
+def verification(kind: str, verification_id: str) -> str:
+    return key("verify", kind, verification_id)
+
+
+def simulated(kind: str) -> str:
+    return key("sim", kind)

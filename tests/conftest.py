@@ -1,0 +1,150 @@
+"""Shared fixtures: a real Redis, the app built from environment variables, signed webhooks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from cryptography.fernet import Fernet
+from flask import Flask
+from flask.testing import FlaskClient
+from twilio.request_validator import RequestValidator
+from werkzeug.test import TestResponse
+
+from core import create_app
+from store.redis_client import connect
+from tests import servers
+
+PUBLIC_BASE_URL = "https://codeword.example.com"
+TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+ADMIN_TOKEN = "admin-token-for-tests-0000000001"
+SUPPORT_TOKEN = "support-token-for-tests-00000001"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+
+
+@pytest.fixture(scope="session")
+def redis_process() -> Iterator[servers.RedisProcess]:
+    """One real redis-server for the whole run."""
+    with servers.RedisProcess() as process:
+        yield process
+
+
+@pytest.fixture
+def redis_url(redis_process: servers.RedisProcess) -> Iterator[str]:
+    """The test Redis, flushed before and after each test (restarted if a test stopped it)."""
+    if not redis_process.running:
+        redis_process.start()
+    client = connect(redis_process.url)
+    client.flushdb()
+    yield redis_process.url
+    if not redis_process.running:
+        redis_process.start()
+    connect(redis_process.url).flushdb()
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> redis.Redis:
+    return connect(redis_url)
+
+
+@pytest.fixture(scope="session")
+def prism_url() -> Iterator[str]:
+    """Prism answering from Twilio's own OpenAPI description."""
+    with servers.prism() as url:
+        yield url
+
+
+@pytest.fixture
+def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    """The environment a test app is built from, as in production but for secrets."""
+    return {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret-key",
+        "CODEWORD_KEYS": Fernet.generate_key().decode(),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'directory.sqlite3'}",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "TWILIO_AUTH_TOKEN": TWILIO_AUTH_TOKEN,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
+        "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+    }
+
+
+@pytest.fixture
+def make_app(
+    monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]
+) -> Callable[..., Flask]:
+    """Build an app from ``base_env`` plus overrides (a value of None unsets a variable)."""
+
+    def build(**overrides: str | None) -> Flask:
+        for name in list(base_env) + ["APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL"]:
+            monkeypatch.delenv(name, raising=False)
+        env: dict[str, str | None] = {**base_env, **overrides}
+        for name, value in env.items():
+            if value is not None:
+                monkeypatch.setenv(name, value)
+        app = create_app({"TESTING": True})
+        app.extensions["directory"].create_all()
+        return app
+
+    return build
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """The app on the simulated carrier."""
+    return make_app()
+
+
+@pytest.fixture
+def twilio_app(make_app: Callable[..., Flask], prism_url: str) -> Flask:
+    """The app on the real Twilio client, talking to Prism."""
+    return make_app(
+        TWILIO_ACCOUNT_SID="AC" + "0" * 32,
+        TWILIO_API_BASE_URL=prism_url,
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def twilio_signature(url: str, form: dict[str, Any], token: str = TWILIO_AUTH_TOKEN) -> str:
+    """Sign a webhook exactly as Twilio does."""
+    return RequestValidator(token).compute_signature(url, form)
+
+
+def post_signed(
+    client: FlaskClient,
+    path: str,
+    form: dict[str, Any],
+    *,
+    base_url: str = PUBLIC_BASE_URL,
+    token: str = TWILIO_AUTH_TOKEN,
+    headers: dict[str, str] | None = None,
+) -> TestResponse:
+    """POST a form to ``path`` (which may carry a query string), signed as Twilio would."""
+    signature = twilio_signature(base_url + path, form, token)
+    return client.post(
+        path, data=form, headers={"X-Twilio-Signature": signature, **(headers or {})}
+    )
+
+
+def put_practice(client: FlaskClient, practice_id: str = "p-1", **fields: Any) -> TestResponse:
+    """Create a practice through the admin API."""
+    body = {"name": "Bright Smiles", "office_number": "(202) 555-0100", **fields}
+    return client.put(f"/api/v1/practices/{practice_id}", json=body, headers=ADMIN)
+
+
+def put_user(
+    client: FlaskClient, practice_id: str = "p-1", user_id: str = "u-1", **fields: Any
+) -> TestResponse:
+    """Create a user through the admin API."""
+    body = {"name": "Dana", "role": "admin", **fields}
+    return client.put(f"/api/v1/practices/{practice_id}/users/{user_id}", json=body, headers=ADMIN)

@@ -2,7 +2,8 @@
 
 import os
 
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"
+# Platforms route to the port they set; 0.0.0.0 is what they expect.
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"
@@ -14,7 +15,7 @@ accesslog = "-" if os.environ.get("ACCESS_LOG") else None
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
-def on_starting(server):  # noqa: ARG001
+def on_starting(server):
     """Prepare the database once, in the master, before any worker serves."""
     from core import create_app
 

@@ -37,9 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
     )
     app.extensions["limiter"] = RateLimiter(redis_client)
-    app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(
-        app.config, redis_client
-    )
+    app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
     register_error_handlers(app)
     _register_blueprints(app)

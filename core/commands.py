@@ -56,6 +56,4 @@ def seed_demo() -> None:
         cell_number_given=True,
         cell_number_verified=True,
     )
-    click.echo(
-        f"demo practice {DEMO_PRACTICE!r}: office +12025550100, admin cell +12025550111"
-    )
+    click.echo(f"demo practice {DEMO_PRACTICE!r}: office +12025550100, admin cell +12025550111")

@@ -49,7 +49,8 @@ def _dev_secrets(instance_path: Path) -> dict[str, str]:
     """Secrets generated once for development and kept in the instance folder."""
     path = instance_path / "dev-secrets.json"
     if path.exists():
-        return json.loads(path.read_text())
+        stored: dict[str, str] = json.loads(path.read_text())
+        return stored
     generated = {
         "SECRET_KEY": secrets.token_urlsafe(32),
         "CODEWORD_KEYS": Fernet.generate_key().decode(),
@@ -69,9 +70,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     if production:
         missing = [name for name in REQUIRED_IN_PRODUCTION if name not in env]
         if missing:
-            raise ConfigError(
-                "missing required settings in production: " + ", ".join(missing)
-            )
+            raise ConfigError("missing required settings in production: " + ", ".join(missing))
     else:
         for name, value in _dev_secrets(instance_path).items():
             env.setdefault(name, value)
@@ -82,9 +81,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "SECRET_KEY": env["SECRET_KEY"],
         "CODEWORD_KEYS": [k.strip() for k in env["CODEWORD_KEYS"].split(",") if k.strip()],
         "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        "DATABASE_URL": env.get(
-            "DATABASE_URL", f"sqlite:///{instance_path / 'directory.sqlite3'}"
-        ),
+        "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{instance_path / 'directory.sqlite3'}"),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),
         "TWILIO_AUTH_TOKEN": env.get("TWILIO_AUTH_TOKEN"),

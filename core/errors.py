@@ -57,7 +57,8 @@ class RateLimited(ServiceError):
     status, code = 429, "rate_limited"
 
     def __init__(self, message: str, retry_after: int, **details: object) -> None:
-        super().__init__(message, **details)
+        super().__init__(message)
+        self.details = details
         self.retry_after = max(1, retry_after)
 
 

@@ -49,7 +49,7 @@ def is_signed_by_twilio() -> bool:
     signature = request.headers.get("X-Twilio-Signature", "")
     if not token or not signature:
         return False
-    return RequestValidator(token).validate(webhook_url(), request.form, signature)
+    return bool(RequestValidator(token).validate(webhook_url(), request.form, signature))
 
 
 def twilio_webhook(view: F) -> F:
@@ -120,9 +120,7 @@ class TwilioCarrier:
         api_base_url: str | None = None,
         timeout: float = 5.0,
     ) -> None:
-        self.client = Client(
-            account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout)
-        )
+        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
         self.from_number = from_number
@@ -257,7 +255,10 @@ class SimulatedCarrier:
 
     def recorded(self, kind: str) -> Sequence[dict[str, Any]]:
         """What was recorded, newest first."""
-        return [json.loads(item) for item in cast(list[str], self.redis.lrange(keys.simulated(kind), 0, -1))]
+        return [
+            json.loads(item)
+            for item in cast(list[str], self.redis.lrange(keys.simulated(kind), 0, -1))
+        ]
 
 
 def make_carrier(config: dict[str, Any], redis_client: redis.Redis) -> Carrier:

@@ -76,13 +76,11 @@ def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def make_app(
-    monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]
-) -> Callable[..., Flask]:
+def make_app(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[..., Flask]:
     """Build an app from ``base_env`` plus overrides (a value of None unsets a variable)."""
 
     def build(**overrides: str | None) -> Flask:
-        for name in list(base_env) + ["APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL"]:
+        for name in [*list(base_env), "APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL"]:
             monkeypatch.delenv(name, raising=False)
         env: dict[str, str | None] = {**base_env, **overrides}
         for name, value in env.items():

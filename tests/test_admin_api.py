@@ -20,7 +20,12 @@ def error_code(response) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}],
+    [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": "Basic abc"},
+        {"Authorization": "Bearer "},
+    ],
 )
 def test_requests_without_a_valid_token_get_401(client: FlaskClient, headers: dict) -> None:
     response = client.get("/api/v1/practices/p-1", headers=headers)
@@ -89,7 +94,10 @@ def test_a_changed_office_number_stays_verified_when_the_request_says_so(
         ({"name": "", "office_number": "+12025550100"}, "name"),
         ({"name": "X" * 300, "office_number": "+12025550100"}, "name"),
         ({"name": "X", "office_number": "+12025550100", "language": "fr"}, "language"),
-        ({"name": "X", "office_number": "+12025550100", "office_number_verified": "yes"}, "office_number_verified"),
+        (
+            {"name": "X", "office_number": "+12025550100", "office_number_verified": "yes"},
+            "office_number_verified",
+        ),
         ({"name": "X", "office_number": "+12025550100", "codeword": "ab"}, "codeword"),
         ({"name": "X", "office_number": "+12025550100", "codeword": 12345}, "codeword"),
     ],

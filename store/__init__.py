@@ -1,0 +1,1 @@
+"""The directory, Redis state and the audit trail."""

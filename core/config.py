@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from limits import parse as parse_limit
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -43,6 +44,16 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
             raise ConfigError("token lists take the form name=token,name=token")
         tokens[token.strip()] = name.strip()
     return tokens
+
+
+def rate_limit(env: dict[str, str], name: str, default: str) -> str:
+    """A rate limit setting such as ``3/hour``, checked at start rather than at first use."""
+    value = env.get(name, default)
+    try:
+        parse_limit(value)
+    except ValueError:
+        raise ConfigError(f"{name} must read like 3/hour or 5/day, not {value!r}") from None
+    return value
 
 
 def _dev_secrets(instance_path: Path) -> dict[str, str]:
@@ -95,4 +106,9 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+        "SMS_CODEWORD_TEXTS_PER_NUMBER": rate_limit(env, "SMS_CODEWORD_TEXTS_PER_NUMBER", "3/hour"),
+        "SMS_CODEWORD_TEXTS_PER_PRACTICE": rate_limit(
+            env, "SMS_CODEWORD_TEXTS_PER_PRACTICE", "5/day"
+        ),
+        "SMS_INBOUND_PER_NUMBER": rate_limit(env, "SMS_INBOUND_PER_NUMBER", "20/hour"),
     }

@@ -1,0 +1,163 @@
+"""Who gets what when a text comes in.
+
+- STOP and Twilio's other opt-out words record a durable opt-out; START, YES
+  and UNSTOP lift it. Both are honoured even during a flood, and get no reply
+  from us (Twilio's own opt-out handling confirms them).
+- An opted-out number gets nothing at all.
+- A sender that is the verified cell of an admin, texting CODEWORD, gets the
+  codeword by REST (never as a reply); an admin of several practices first gets
+  a numbered list and answers with a number within CHOICE_TTL.
+- Everyone else texting CODEWORD gets one generic reply, the same for an
+  unknown number, a staff member and an unverified cell.
+- HELP gets the help text, anything else a short hint.
+- A number texting more than SMS_INBOUND_PER_NUMBER is dropped without a reply.
+
+Redis: one round trip before deciding (the flood count, the codeword-text
+windows and any pending list, in one pipeline) and at most one after (the
+spends of a sent codeword text, or storing a list).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import CarrierUnavailable
+from core.extensions import directory, limiter, redis_client
+from core.telephony import RecipientOptedOut
+from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
+from sms.keywords import Kind, parse_keyword
+from sms.limits import inbound_rule, number_rule, practice_rule
+from sms.messages import Texts
+from store import keys
+from store.directory import PracticeRecord, UserRecord
+from store.phone import InvalidNumber, mask, normalise
+from store.ratelimit import Pending, Window
+
+log = logging.getLogger(__name__)
+
+# Seconds a practice list waits for the admin's numbered answer.
+CHOICE_TTL = 300
+
+Admin = tuple[UserRecord, PracticeRecord]
+
+
+def answer_inbound_text(sender: str, body: str) -> str | None:
+    """The reply to an inbound text, sent back as a TwiML <Message>; None for no reply."""
+    keyword = parse_keyword(body)
+    number = sender_number(sender)
+    if keyword.kind is Kind.OPT_OUT:
+        opt_out(number or sender)
+        return None
+    if keyword.kind is Kind.OPT_IN:
+        directory().opt_in(number or sender)
+        return None
+    if number is None or directory().is_opted_out(number):
+        return None
+
+    texts = Texts.from_config(current_app.config)
+    wants_codeword = keyword.kind in (Kind.CODEWORD, Kind.CHOICE)
+    admin_of = directory().admins_with_verified_cell(number) if wants_codeword else []
+
+    batch = limiter().batch()
+    accepted = batch.spend(inbound_rule(number))
+    number_window: Pending[Window] | None = None
+    practice_windows: dict[str, Pending[Window]] = {}
+    pending_list: Pending[str | None] | None = None
+    if admin_of:
+        number_window = batch.window(number_rule(number))
+        # A list to choose from needs no practice window yet; a text about to go does.
+        if keyword.kind is Kind.CHOICE or len(admin_of) == 1:
+            practice_windows = {p.id: batch.window(practice_rule(p.id)) for _, p in admin_of}
+        if keyword.kind is Kind.CHOICE:
+            pending_list = batch.command(lambda pipe: pipe.getdel(keys.sms_choice(number)))
+    batch.execute()
+
+    if not accepted.value:
+        return None
+    if keyword.kind is Kind.HELP:
+        return texts.help
+    if keyword.kind is Kind.UNKNOWN:
+        return texts.hint
+    if not admin_of:
+        return texts.generic if keyword.kind is Kind.CODEWORD else texts.hint
+    assert number_window is not None
+
+    if keyword.kind is Kind.CODEWORD:
+        if not number_window.value.open:
+            return texts.limit_reached
+        if len(admin_of) > 1:
+            return offer_practices(number, admin_of, texts)
+        chosen = admin_of[0]
+    else:
+        assert pending_list is not None and keyword.choice is not None
+        listed = _listed_practice_ids(pending_list.value)
+        if listed is None:
+            return texts.hint
+        if not 1 <= keyword.choice <= len(listed):
+            return offer_practices(number, admin_of, texts)
+        found = [a for a in admin_of if a[1].id == listed[keyword.choice - 1]]
+        if not found:
+            # No longer this practice's admin since the list went out.
+            return texts.generic
+        chosen = found[0]
+        if not number_window.value.open:
+            return texts.limit_reached
+
+    user, practice = chosen
+    if not practice_windows[practice.id].value.open:
+        return texts.limit_reached
+    return text_codeword_to_admin(user, practice, texts)
+
+
+def sender_number(sender: str) -> str | None:
+    """The sender as E.164 in an allowed country; None for anything we must not text."""
+    try:
+        return normalise(sender, current_app.config["ALLOWED_COUNTRIES"])
+    except InvalidNumber:
+        return None
+
+
+def opt_out(number: str) -> None:
+    """Record a durable opt-out: no text of any kind goes to ``number`` until START."""
+    try:
+        directory().opt_out(number)
+    except SQLAlchemyError:
+        # Twilio's own opt-out still blocks our texts; this line is what is left to redo.
+        log.error("opt-out from %s could not be stored", mask(number))
+        raise
+
+
+def offer_practices(number: str, admin_of: list[Admin], texts: Texts) -> str:
+    """List the admin's practices by number and remember the list for CHOICE_TTL."""
+    practice_ids = [p.id for _, p in admin_of]
+    redis_client().set(keys.sms_choice(number), json.dumps(practice_ids), ex=CHOICE_TTL)
+    return texts.choose_practice([p.name for _, p in admin_of], CHOICE_TTL // 60)
+
+
+def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> str | None:
+    """Send the codeword by REST; the webhook itself then answers nothing."""
+    try:
+        send_codeword_text(practice, user, actor=SELF, requested_by=user.name)
+    except NoCodeword:
+        return texts.no_codeword(practice.name)
+    except RecipientOptedOut:
+        return None
+    except CarrierUnavailable:
+        return texts.try_later
+    return None
+
+
+def _listed_practice_ids(raw: str | None) -> list[str] | None:
+    if raw is None:
+        return None
+    try:
+        listed = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(listed, list) or not all(isinstance(i, str) for i in listed):
+        return None
+    return listed

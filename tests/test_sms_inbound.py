@@ -13,7 +13,6 @@ from flask.testing import FlaskClient
 from store import keys
 from store.models import Base
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
-from tests.redis_trips import count_round_trips
 from tests.sms_helpers import (
     ADMIN_CELL,
     CODEWORD,
@@ -368,19 +367,6 @@ def test_stop_is_honoured_even_during_a_flood(
         text(client, "hello", UNKNOWN_CELL)
     text(client, "STOP", UNKNOWN_CELL)
     assert app.extensions["directory"].is_opted_out(UNKNOWN_CELL)
-
-
-# Redis round trips ----------------------------------------------------------------------
-
-
-def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
-    client: FlaskClient,
-) -> None:
-    text(client, "hello", UNKNOWN_CELL)
-    for body, sender in [("HELP", ADMIN_CELL), ("CODEWORD", STAFF_CELL), ("hi", UNKNOWN_CELL)]:
-        with count_round_trips() as trips:
-            assert reply_of(text(client, body, sender)) is not None
-        assert trips == [1]
 
 
 # Failures -----------------------------------------------------------------------------

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 # Seconds a practice list waits for the admin's numbered answer.
 CHOICE_TTL = 300
+# The opt-out table's number column.
+MAX_NUMBER_LENGTH = 20
 
 Admin = tuple[UserRecord, PracticeRecord]
 
@@ -49,11 +51,14 @@ def answer_inbound_text(sender: str, body: str) -> str | None:
     """The reply to an inbound text, sent back as a TwiML <Message>; None for no reply."""
     keyword = parse_keyword(body)
     number = sender_number(sender)
-    if keyword.kind is Kind.OPT_OUT:
-        opt_out(number or sender)
-        return None
-    if keyword.kind is Kind.OPT_IN:
-        directory().opt_in(number or sender)
+    if keyword.kind in (Kind.OPT_OUT, Kind.OPT_IN):
+        # Kept for any sender, even one we would never text, as Twilio keeps it.
+        listed = number or sender.strip()
+        if listed and len(listed) <= MAX_NUMBER_LENGTH:
+            if keyword.kind is Kind.OPT_OUT:
+                opt_out(listed)
+            else:
+                directory().opt_in(listed)
         return None
     if number is None or directory().is_opted_out(number):
         return None

@@ -8,6 +8,7 @@ import xml.etree.ElementTree as ET
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
 from tests.conftest import post_signed, put_practice, put_user
 
 SERVICE_NUMBER = "+15005550006"
@@ -78,4 +79,9 @@ def reply_of(response: TestResponse) -> str | None:
     messages = root.findall("Message")
     assert len(messages) <= 1
     assert len(root) == len(messages), "a reply holds nothing but a <Message>"
-    return messages[0].text if messages else None
+    if not messages:
+        return None
+    reply = messages[0].text or ""
+    septets = gsm7_septets(reply)
+    assert septets is not None and septets <= MAX_GSM7_SEPTETS, "a reply fits two segments"
+    return reply

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.config import ConfigError, load_config
 from store import keys
 from store.models import Base
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
@@ -272,6 +274,13 @@ def test_opting_back_in_restores_texts(app: Flask, client: FlaskClient, word: st
     assert [t["to"] for t in sent_texts(app)] == [ADMIN_CELL]
 
 
+def test_an_opt_out_from_a_sender_we_never_text_is_kept_too(
+    app: Flask, client: FlaskClient
+) -> None:
+    assert reply_of(text(client, "STOP", "+447700900123")) is None
+    assert app.extensions["directory"].is_opted_out("+447700900123")
+
+
 def test_an_opt_out_from_an_unknown_number_is_kept_too(app: Flask, client: FlaskClient) -> None:
     text(client, "STOP", UNKNOWN_CELL)
     assert app.extensions["directory"].is_opted_out(UNKNOWN_CELL)
@@ -337,6 +346,11 @@ def test_the_limits_are_settings(make_app: Callable[..., Flask]) -> None:
     seed(client)
     assert reply_of(text(client, "CODEWORD")) is None
     assert "try again later" in (reply_of(text(client, "CODEWORD")) or "")
+
+
+def test_a_limit_setting_that_does_not_parse_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="SMS_INBOUND_PER_NUMBER"):
+        load_config({"SMS_INBOUND_PER_NUMBER": "twenty an hour"}, tmp_path)
 
 
 def test_a_flood_from_one_number_is_dropped_silently(

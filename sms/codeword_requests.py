@@ -53,12 +53,12 @@ def answer_inbound_text(sender: str, body: str) -> str | None:
     number = sender_number(sender)
     if keyword.kind in (Kind.OPT_OUT, Kind.OPT_IN):
         # Kept for any sender, even one we would never text, as Twilio keeps it.
-        listed = number or sender.strip()
-        if listed and len(listed) <= MAX_NUMBER_LENGTH:
+        kept_as = number or sender.strip()
+        if kept_as and len(kept_as) <= MAX_NUMBER_LENGTH:
             if keyword.kind is Kind.OPT_OUT:
-                opt_out(listed)
+                opt_out(kept_as)
             else:
-                directory().opt_in(listed)
+                directory().opt_in(kept_as)
         return None
     if number is None or directory().is_opted_out(number):
         return None

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SessionInterface
 
 from core.config import load_config
 from core.errors import register_error_handlers
@@ -30,6 +31,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No cookie sessions: every caller authenticates each request. This also
+    # spares each webhook the cost of building a session serializer.
+    app.session_interface = _NoSessions()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
 
     redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
@@ -45,6 +49,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     _register_blueprints(app)
     _register_commands(app)
     return app
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
 
 
 def _register_blueprints(app: Flask) -> None:

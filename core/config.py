@@ -106,6 +106,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
         "SMS_CODEWORD_TEXTS_PER_NUMBER": rate_limit(env, "SMS_CODEWORD_TEXTS_PER_NUMBER", "3/hour"),
         "SMS_CODEWORD_TEXTS_PER_PRACTICE": rate_limit(
             env, "SMS_CODEWORD_TEXTS_PER_PRACTICE", "5/day"

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import CarrierUnavailable
 from core.extensions import directory, limiter, redis_client
+from core.observability import RATE_LIMITED
 from core.telephony import RecipientOptedOut
 from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
 from sms.keywords import Kind, parse_keyword
@@ -47,8 +49,16 @@ MAX_NUMBER_LENGTH = 20
 Admin = tuple[UserRecord, PracticeRecord]
 
 
-def answer_inbound_text(sender: str, body: str) -> str | None:
-    """The reply to an inbound text, sent back as a TwiML <Message>; None for no reply."""
+@dataclass(frozen=True)
+class Answer:
+    """What to reply (a TwiML <Message>; None for none) and why, for the request log."""
+
+    reply: str | None
+    outcome: str
+
+
+def answer_inbound_text(sender: str, body: str) -> Answer:
+    """Decide the answer to an inbound text."""
     keyword = parse_keyword(body)
     number = sender_number(sender)
     if keyword.kind in (Kind.OPT_OUT, Kind.OPT_IN):
@@ -59,9 +69,11 @@ def answer_inbound_text(sender: str, body: str) -> str | None:
                 opt_out(kept_as)
             else:
                 directory().opt_in(kept_as)
-        return None
-    if number is None or directory().is_opted_out(number):
-        return None
+        return Answer(None, keyword.kind.value)
+    if number is None:
+        return Answer(None, "not-textable")
+    if directory().is_opted_out(number):
+        return Answer(None, "opted-out")
 
     texts = Texts.from_config(current_app.config)
     wants_codeword = keyword.kind in (Kind.CODEWORD, Kind.CHOICE)
@@ -82,18 +94,21 @@ def answer_inbound_text(sender: str, body: str) -> str | None:
     batch.execute()
 
     if not accepted.value:
-        return None
+        RATE_LIMITED.labels("sms-inbound").inc()
+        return Answer(None, "flood")
     if keyword.kind is Kind.HELP:
-        return texts.help
+        return Answer(texts.help, "help")
     if keyword.kind is Kind.UNKNOWN:
-        return texts.hint
+        return Answer(texts.hint, "hint")
     if not admin_of:
-        return texts.generic if keyword.kind is Kind.CODEWORD else texts.hint
+        if keyword.kind is Kind.CODEWORD:
+            return Answer(texts.generic, "generic")
+        return Answer(texts.hint, "hint")
     assert number_window is not None
 
     if keyword.kind is Kind.CODEWORD:
         if not number_window.value.open:
-            return texts.limit_reached
+            return limit_reached(texts)
         if len(admin_of) > 1:
             return offer_practices(number, admin_of, texts)
         chosen = admin_of[0]
@@ -101,20 +116,20 @@ def answer_inbound_text(sender: str, body: str) -> str | None:
         assert pending_list is not None and keyword.choice is not None
         listed = _listed_practice_ids(pending_list.value)
         if listed is None:
-            return texts.hint
+            return Answer(texts.hint, "hint")
         if not 1 <= keyword.choice <= len(listed):
             return offer_practices(number, admin_of, texts)
         found = [a for a in admin_of if a[1].id == listed[keyword.choice - 1]]
         if not found:
             # No longer this practice's admin since the list went out.
-            return texts.generic
+            return Answer(texts.generic, "generic")
         chosen = found[0]
         if not number_window.value.open:
-            return texts.limit_reached
+            return limit_reached(texts)
 
     user, practice = chosen
     if not practice_windows[practice.id].value.open:
-        return texts.limit_reached
+        return limit_reached(texts)
     return text_codeword_to_admin(user, practice, texts)
 
 
@@ -136,24 +151,29 @@ def opt_out(number: str) -> None:
         raise
 
 
-def offer_practices(number: str, admin_of: list[Admin], texts: Texts) -> str:
+def limit_reached(texts: Texts) -> Answer:
+    RATE_LIMITED.labels("sms-codeword").inc()
+    return Answer(texts.limit_reached, "rate-limited")
+
+
+def offer_practices(number: str, admin_of: list[Admin], texts: Texts) -> Answer:
     """List the admin's practices by number and remember the list for CHOICE_TTL."""
     practice_ids = [p.id for _, p in admin_of]
     redis_client().set(keys.sms_choice(number), json.dumps(practice_ids), ex=CHOICE_TTL)
-    return texts.choose_practice([p.name for _, p in admin_of], CHOICE_TTL // 60)
+    return Answer(texts.choose_practice([p.name for _, p in admin_of], CHOICE_TTL // 60), "listed")
 
 
-def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> str | None:
+def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> Answer:
     """Send the codeword by REST; the webhook itself then answers nothing."""
     try:
         send_codeword_text(practice, user, actor=SELF, requested_by=user.name)
     except NoCodeword:
-        return texts.no_codeword(practice.name)
+        return Answer(texts.no_codeword(practice.name), "no-codeword")
     except RecipientOptedOut:
-        return None
+        return Answer(None, "opted-out")
     except CarrierUnavailable:
-        return texts.try_later
-    return None
+        return Answer(texts.try_later, "carrier-unavailable")
+    return Answer(None, "disclosed")
 
 
 def _listed_practice_ids(raw: str | None) -> list[str] | None:

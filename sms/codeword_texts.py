@@ -19,6 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
+from core.observability import DISCLOSURES, RATE_LIMITED
 from core.telephony import RecipientOptedOut
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
@@ -91,6 +92,7 @@ def send_codeword_text(
     except RecipientOptedOut:
         directory().opt_out(number)
         raise
+    DISCLOSURES.labels("sms").inc()
     _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
     return CodewordText(id=sid, status="queued", to=mask(number) or "")
 
@@ -149,6 +151,8 @@ def text_codeword_on_request(
         batch.window(practice_rule(practice.id)),
     ]
     batch.execute()
+    if not all(w.value.open for w in windows):
+        RATE_LIMITED.labels("sms-codeword").inc()
     refuse_if_exhausted(
         [w.value for w in windows],
         batch.now,

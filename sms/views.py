@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
+from core.observability import note_outcome
 from core.telephony import twilio_webhook
 from core.twiml import twiml
 from sms.codeword_requests import answer_inbound_text
@@ -17,10 +18,11 @@ bp = Blueprint("sms", __name__, url_prefix="/sms")
 @twilio_webhook
 def inbound() -> Response:
     """A text to our number: at most a short reply; the codeword itself goes by REST."""
-    reply = answer_inbound_text(request.form.get("From", ""), request.form.get("Body", ""))
+    answer = answer_inbound_text(request.form.get("From", ""), request.form.get("Body", ""))
+    note_outcome(answer.outcome)
     response = MessagingResponse()
-    if reply:
-        response.message(reply)
+    if answer.reply:
+        response.message(answer.reply)
     return twiml(response)
 
 

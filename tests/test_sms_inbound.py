@@ -12,6 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.config import ConfigError, load_config
+from sms.codeword_requests import answer_inbound_text
 from store import keys
 from store.models import Base
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
@@ -107,6 +108,27 @@ def test_an_admin_whose_practice_has_no_codeword_is_told_so(
     assert reply is not None
     assert "New Practice has no Practice Codeword yet" in reply
     assert sent_texts(app) == []
+
+
+@pytest.mark.parametrize(
+    ("sender", "body", "outcome"),
+    [
+        (ADMIN_CELL, "codeword", "disclosed"),
+        (MULTI_ADMIN_CELL, "codeword", "listed"),
+        (STAFF_CELL, "codeword", "generic"),
+        (UNKNOWN_CELL, "help", "help"),
+        (UNKNOWN_CELL, "stop", "opt-out"),
+        (UNKNOWN_CELL, "start", "opt-in"),
+        ("not a number", "codeword", "not-textable"),
+    ],
+)
+def test_the_decision_names_its_outcome_for_the_request_log(
+    app: Flask, client: FlaskClient, sender: str, body: str, outcome: str
+) -> None:
+    with app.test_request_context():
+        answer = answer_inbound_text(sender, body)
+    assert answer.outcome == outcome
+    assert (answer.reply is None) == (outcome in {"disclosed", "opt-out", "opt-in", "not-textable"})
 
 
 # Everyone else --------------------------------------------------------------------

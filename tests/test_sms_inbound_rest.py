@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
 from store.models import Base
 from tests import servers
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT
+from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed
 from tests.redis_trips import count_round_trips
 from tests.sms_helpers import (
     ADMIN_CELL,
@@ -141,3 +143,29 @@ def test_with_redis_down_the_support_endpoint_is_503_and_sends_nothing(
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert list(sent) == []
+
+
+def test_the_codeword_never_reaches_a_log_line(
+    client: FlaskClient, sent: servers.TwilioRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    text(client, "CODEWORD")
+    text(client, "CODEWORD", MULTI_ADMIN_CELL)
+    text(client, "1", MULTI_ADMIN_CELL)
+    sent.queue_error(500, 20500, "Internal Server Error")
+    text(client, "CODEWORD")
+    support = client.post(
+        "/api/v1/codeword-texts",
+        json={"practice_id": "p-1", "user_id": "u-2", "requested_by": "Sam"},
+        headers=SUPPORT,
+    )
+    assert support.status_code == 202
+    sid = support.get_json()["id"]
+    sent.queue_error(500, 20500, "Internal Server Error")
+    form = {"MessageSid": sid, "MessageStatus": "delivered", "To": ADMIN_CELL}
+    post_signed(client, "/sms/status?practice_id=p-1", form)
+    assert len(sent) == 5  # three texts, one refused by Twilio, one redaction
+    assert CODEWORD in sent[0].form["Body"]
+    logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
+    assert "not redacted" in logged
+    assert CODEWORD not in logged

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
@@ -31,7 +31,7 @@ from core.extensions import directory, limiter, redis_client
 from core.observability import RATE_LIMITED
 from core.telephony import RecipientOptedOut
 from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
-from sms.keywords import Kind, parse_keyword
+from sms.keywords import Keyword, Kind, parse_keyword
 from sms.limits import inbound_rule, number_rule, practice_rule
 from sms.messages import Texts
 from store import keys
@@ -78,57 +78,89 @@ def answer_inbound_text(sender: str, body: str) -> Answer:
     texts = Texts.from_config(current_app.config)
     wants_codeword = keyword.kind in (Kind.CODEWORD, Kind.CHOICE)
     admin_of = directory().admins_with_verified_cell(number) if wants_codeword else []
+    looked_up = look_up(number, keyword, admin_of)
 
-    batch = limiter().batch()
-    accepted = batch.spend(inbound_rule(number))
-    number_window: Pending[Window] | None = None
-    practice_windows: dict[str, Pending[Window]] = {}
-    pending_list: Pending[str | None] | None = None
-    if admin_of:
-        number_window = batch.window(number_rule(number))
-        # A list to choose from needs no practice window yet; a text about to go does.
-        if keyword.kind is Kind.CHOICE or len(admin_of) == 1:
-            practice_windows = {p.id: batch.window(practice_rule(p.id)) for _, p in admin_of}
-        if keyword.kind is Kind.CHOICE:
-            pending_list = batch.command(lambda pipe: pipe.getdel(keys.sms_choice(number)))
-    batch.execute()
-
-    if not accepted.value:
+    if not looked_up.accepted.value:
         RATE_LIMITED.labels("sms-inbound").inc()
         return Answer(None, "flood")
     if keyword.kind is Kind.HELP:
         return Answer(texts.help, "help")
-    if keyword.kind is Kind.UNKNOWN:
-        return Answer(texts.hint, "hint")
-    if not admin_of:
-        if keyword.kind is Kind.CODEWORD:
-            return Answer(texts.generic, "generic")
-        return Answer(texts.hint, "hint")
-    assert number_window is not None
-
+    if keyword.kind is Kind.CODEWORD and not admin_of:
+        return Answer(texts.generic, "generic")
     if keyword.kind is Kind.CODEWORD:
-        if not number_window.value.open:
-            return limit_reached(texts)
-        if len(admin_of) > 1:
-            return offer_practices(number, admin_of, texts)
-        chosen = admin_of[0]
-    else:
-        assert pending_list is not None and keyword.choice is not None
-        listed = _listed_practice_ids(pending_list.value)
-        if listed is None:
-            return Answer(texts.hint, "hint")
-        if not 1 <= keyword.choice <= len(listed):
-            return offer_practices(number, admin_of, texts)
-        found = [a for a in admin_of if a[1].id == listed[keyword.choice - 1]]
-        if not found:
-            # No longer this practice's admin since the list went out.
-            return Answer(texts.generic, "generic")
-        chosen = found[0]
-        if not number_window.value.open:
-            return limit_reached(texts)
+        return answer_admin_codeword(number, admin_of, looked_up, texts)
+    if keyword.kind is Kind.CHOICE and admin_of and keyword.choice is not None:
+        return answer_admin_choice(number, keyword.choice, admin_of, looked_up, texts)
+    return Answer(texts.hint, "hint")
 
-    user, practice = chosen
-    if not practice_windows[practice.id].value.open:
+
+@dataclass
+class LookedUp:
+    """What one Redis round trip told about a sender before deciding."""
+
+    accepted: Pending[bool]
+    number_window: Pending[Window] | None = None
+    practice_windows: dict[str, Pending[Window]] = field(default_factory=dict)
+    pending_list: Pending[str | None] | None = None
+
+    def open(self, practice_id: str | None = None) -> bool:
+        """Whether another codeword text may go to this number (and of that practice)."""
+        windows = [self.number_window]
+        if practice_id is not None:
+            windows.append(self.practice_windows.get(practice_id))
+        return all(w is not None and w.value.open for w in windows)
+
+
+def look_up(number: str, keyword: Keyword, admin_of: list[Admin]) -> LookedUp:
+    """One round trip: count the text against the flood limit and, for an admin, read
+    the codeword-text windows and take any pending practice list."""
+    batch = limiter().batch()
+    looked_up = LookedUp(accepted=batch.spend(inbound_rule(number)))
+    if admin_of:
+        looked_up.number_window = batch.window(number_rule(number))
+        # A list to choose from needs no practice window yet; a text about to go does.
+        if keyword.kind is Kind.CHOICE or len(admin_of) == 1:
+            looked_up.practice_windows = {
+                p.id: batch.window(practice_rule(p.id)) for _, p in admin_of
+            }
+        if keyword.kind is Kind.CHOICE:
+            looked_up.pending_list = batch.command(
+                lambda pipe: pipe.getdel(keys.sms_choice(number))
+            )
+    batch.execute()
+    return looked_up
+
+
+def answer_admin_codeword(
+    number: str, admin_of: list[Admin], looked_up: LookedUp, texts: Texts
+) -> Answer:
+    """An admin texted CODEWORD: the codeword, or first the list of their practices."""
+    if not looked_up.open():
+        return limit_reached(texts)
+    if len(admin_of) > 1:
+        return offer_practices(number, admin_of, texts)
+    user, practice = admin_of[0]
+    if not looked_up.open(practice.id):
+        return limit_reached(texts)
+    return text_codeword_to_admin(user, practice, texts)
+
+
+def answer_admin_choice(
+    number: str, choice: int, admin_of: list[Admin], looked_up: LookedUp, texts: Texts
+) -> Answer:
+    """An admin answered the practice list with a number."""
+    assert looked_up.pending_list is not None
+    listed = _listed_practice_ids(looked_up.pending_list.value)
+    if listed is None:
+        return Answer(texts.hint, "hint")
+    if not 1 <= choice <= len(listed):
+        return offer_practices(number, admin_of, texts)
+    found = [(u, p) for u, p in admin_of if p.id == listed[choice - 1]]
+    if not found:
+        # No longer this practice's admin since the list went out.
+        return Answer(texts.generic, "generic")
+    user, practice = found[0]
+    if not looked_up.open(practice.id):
         return limit_reached(texts)
     return text_codeword_to_admin(user, practice, texts)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from limits import parse_many
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -63,6 +64,15 @@ def _dev_secrets(instance_path: Path) -> dict[str, str]:
     return generated
 
 
+def rate_limits(raw: str, name: str) -> str:
+    """Check a ``limits`` rate string such as ``3/hour;10/day``; return it unchanged."""
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must look like 3/hour;10/day") from None
+    return raw
+
+
 def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
     """Build the Flask config from environment variables."""
     env = {k: v for k, v in environ.items() if v != ""}
@@ -95,4 +105,12 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+        "VERIFICATION_CALLS_PER_PRACTICE": rate_limits(
+            env.get("VERIFICATION_CALLS_PER_PRACTICE", "3/hour;10/day"),
+            "VERIFICATION_CALLS_PER_PRACTICE",
+        ),
+        "VERIFICATION_CALLS_PER_SUPPORT_TOKEN": rate_limits(
+            env.get("VERIFICATION_CALLS_PER_SUPPORT_TOKEN", "30/hour"),
+            "VERIFICATION_CALLS_PER_SUPPORT_TOKEN",
+        ),
     }

@@ -47,12 +47,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
 def _register_blueprints(app: Flask) -> None:
     from api.admin import bp as admin_bp
+    from api.verification_calls import bp as verification_calls_bp
     from core.health import bp as health_bp
     from ivr.views import bp as ivr_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(ivr_bp)
+    app.register_blueprint(verification_calls_bp)
 
 
 def _register_commands(app: Flask) -> None:

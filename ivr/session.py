@@ -147,7 +147,7 @@ _ROLLBACK = (
 redis.call('DEL', KEYS[1])
 release_live(KEYS[2], ARGV[1])
 if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-return 1
+return {'verdict', 'rolled-back'}
 """
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 from core.extensions import directory
 
@@ -15,6 +16,7 @@ def register(app: Flask) -> None:
 
 
 @click.command("init-db")
+@with_appcontext
 def init_db() -> None:
     """Create the directory's tables if they do not exist."""
     directory().create_all()
@@ -22,6 +24,7 @@ def init_db() -> None:
 
 
 @click.command("rotate-codeword-keys")
+@with_appcontext
 def rotate_codeword_keys() -> None:
     """Re-encrypt every codeword under the first key of CODEWORD_KEYS."""
     count = directory().rotate_codewords()
@@ -32,6 +35,7 @@ DEMO_PRACTICE = "demo-practice"
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Add a demo practice with a verified office number and an admin with a verified cell."""
     if current_app.config["APP_ENV"] == "production":

@@ -105,6 +105,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
         "VERIFICATION_CALLS_PER_PRACTICE": rate_limits(
             env.get("VERIFICATION_CALLS_PER_PRACTICE", "3/hour;10/day"),
             "VERIFICATION_CALLS_PER_PRACTICE",

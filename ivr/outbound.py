@@ -16,8 +16,9 @@ import redis
 from flask import current_app
 from limits import parse_many
 
-from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound
+from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound, RateLimited
 from core.extensions import carrier, directory, limiter, redis_client
+from core.observability import CALLS_TRIGGERED, RATE_LIMITED
 from ivr import challenge, clock, session, tokens
 from store import keys
 from store.ratelimit import Rule
@@ -75,7 +76,11 @@ def request_call(
         raise Conflict("the practice has no codeword yet", code="no_codeword")
 
     rules = rate_limit_rules(practice.id, actor)
-    limiter().check(*rules, message="too many verification calls, try again later")
+    try:
+        limiter().check(*rules, message="too many verification calls, try again later")
+    except RateLimited:
+        RATE_LIMITED.labels("verification_call").inc()
+        raise
 
     now = clock.now()
     session_id = "VC" + secrets.token_hex(16)
@@ -142,6 +147,7 @@ def request_call(
     except redis.RedisError:
         # The call is ringing: report it rather than an error the caller would retry.
         log.warning("verification call %s placed, but its bookkeeping failed", session_id)
+    CALLS_TRIGGERED.labels("codeword").inc()
     log.info("verification call %s placed for practice %s", session_id, practice.id)
     placed_fields = {**fields, "call_sid": placed.sid, "status": status, "placed": "1"}
     call = session.CallSession.from_hash(session_id, placed_fields)

@@ -14,6 +14,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from core.errors import Conflict, ServiceError
 from core.extensions import directory, redis_client
+from core.observability import DISCLOSURES, LOCKOUTS, note_outcome
 from ivr import challenge, clock, prompts, session, tokens
 from ivr.session import CallerCheck
 
@@ -42,6 +43,7 @@ def _refuse_or_close(
     ref: tokens.CallRef, verdict: str, language: str | None = None
 ) -> VoiceResponse | None:
     """What to say when the step cannot go on: mismatch, gone, ended or expired."""
+    note_outcome(verdict)
     if verdict == "mismatch":
         log.warning("verification call %s: a callback from another call", ref.session_id)
         raise NotThisCall("this callback belongs to another call")
@@ -90,6 +92,7 @@ def take_code(ref: tokens.CallRef, call: CallerCheck, digits: str) -> VoiceRespo
     assert result.audit is not None
     if result.verdict == "locked":
         log.info("verification call %s locked after wrong codes", ref.session_id)
+        LOCKOUTS.inc()
         record_outcome(result.audit, "locked")
         return prompts.locked(language)
     codeword = disclose_codeword(ref, result.audit)
@@ -115,6 +118,8 @@ def disclose_codeword(ref: tokens.CallRef, audit: dict[str, str]) -> str:
     except Exception:
         _undo_disclosure(ref, audit)
         raise
+    DISCLOSURES.labels("voice").inc()
+    note_outcome("disclosed")
     log.info("verification call %s: codeword disclosed", ref.session_id)
     return codeword
 
@@ -129,6 +134,7 @@ def repeat_codeword(ref: tokens.CallRef, call: CallerCheck, pressed: str) -> Voi
         return stop
     if reply["verdict"] != "repeat":
         return prompts.goodbye(ref.language)
+    note_outcome("repeated")
     codeword = directory().read_codeword_for_office(ref.practice_id, call.to)
     if codeword is None:
         raise Conflict("the office number or codeword changed during the call")
@@ -148,6 +154,7 @@ def record_call_status(ref: tokens.CallRef, call: CallerCheck, call_status: str)
         return
     reply = session.record_status(redis_client(), call, practice_id=ref.practice_id, status=status)
     _refuse_or_close(ref, reply["verdict"])
+    note_outcome(f"status:{reply.get('status') or status}")
     if reply["verdict"] == "changed" and status in session.FINAL:
         record_outcome(reply, status)
 

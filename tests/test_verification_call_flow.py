@@ -458,6 +458,66 @@ def test_a_status_callback_with_another_call_sid_changes_nothing(client: FlaskCl
     assert outcomes(client) == []
 
 
+def metric(client: FlaskClient, name: str) -> float:
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    return 0.0
+
+
+@pytest.mark.usefixtures("practice")
+def test_disclosures_and_lockouts_are_counted_in_the_metrics(client: FlaskClient) -> None:
+    disclosures = 'codeword_disclosures_total{channel="voice"}'
+    before = metric(client, disclosures), metric(client, "codeword_lockouts_total")
+    body, call = start_call(client)
+    call.answer()
+    call.press(body["challenge_code"])
+    call.status("completed")
+    body, call = start_call(client)
+    call.answer()
+    for _ in range(3):
+        call.press(a_wrong_code(body["challenge_code"]))
+    after = metric(client, disclosures), metric(client, "codeword_lockouts_total")
+    assert after == (before[0] + 1, before[1] + 1)
+
+
+@pytest.mark.usefixtures("practice")
+def test_each_webhook_step_is_one_redis_round_trip(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent: list[object] = []
+    send = redis.connection.Connection.send_packed_command
+
+    def counting_send(self: redis.connection.Connection, *args: object, **kwargs: object) -> None:
+        sent.append(args)
+        send(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting_send)
+    # A first call loads the scripts into Redis; the second one is measured.
+    body, call = start_call(client)
+    call.answer()
+    call.press(a_wrong_code(body["challenge_code"]))
+    call.stay_silent()
+    call.press(body["challenge_code"])
+    call.press("1")
+    call.status("completed")
+    body, call = start_call(client)
+
+    steps = [
+        lambda: call.status("ringing"),
+        call.answer,
+        lambda: call.press(a_wrong_code(body["challenge_code"])),
+        call.stay_silent,
+        lambda: call.press(body["challenge_code"]),
+        lambda: call.press("1"),
+        lambda: call.status("completed"),
+    ]
+    for step in steps:
+        sent.clear()
+        step()
+        assert len(sent) == 1
+
+
 # The audit trail ----------------------------------------------------------------------
 
 
@@ -561,7 +621,7 @@ def test_an_office_number_changed_mid_call_hears_no_codeword(client: FlaskClient
 
 @pytest.mark.usefixtures("practice")
 def test_the_codeword_appears_only_in_the_post_challenge_twiml(
-    client: FlaskClient, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     caplog.set_level(logging.DEBUG)
     headers = {"Idempotency-Key": "once"}
@@ -589,12 +649,15 @@ def test_the_codeword_appears_only_in_the_post_challenge_twiml(
     texts = [r.get_data(as_text=True) for r in others] + [
         doc for doc in call.documents if doc not in spelled
     ]
-    for text in [*texts, caplog.text]:
+    logs = caplog.text + capfd.readouterr().err
+    assert "ivr.verification_code" in logs and "codeword disclosed" in logs  # logs were caught
+    for text in [*texts, logs]:
         assert CODEWORD not in text
         assert CODEWORD.lower() not in text.lower()
         assert "say-as" not in text
     # The challenge code is only ever in the support API's answer to its creation.
-    assert body["challenge_code"] not in caplog.text
+    assert body["challenge_code"] not in logs
+    assert "?t=" not in logs  # nor are the callback tokens
     assert all(body["challenge_code"] not in doc for doc in call.documents)
 
 

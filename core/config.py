@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
-from limits import parse as parse_limit
+from limits import parse_many
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -47,12 +47,12 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
 
 
 def rate_limit(env: dict[str, str], name: str, default: str) -> str:
-    """A rate limit setting such as ``3/hour``, checked at start rather than at first use."""
+    """A rate limit setting such as ``3/hour;10/day``, checked at start, not at first use."""
     value = env.get(name, default)
     try:
-        parse_limit(value)
+        parse_many(value)
     except ValueError:
-        raise ConfigError(f"{name} must read like 3/hour or 5/day, not {value!r}") from None
+        raise ConfigError(f"{name} must read like 3/hour or 3/hour;10/day, not {value!r}") from None
     return value
 
 
@@ -112,4 +112,10 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
             env, "SMS_CODEWORD_TEXTS_PER_PRACTICE", "5/day"
         ),
         "SMS_INBOUND_PER_NUMBER": rate_limit(env, "SMS_INBOUND_PER_NUMBER", "20/hour"),
+        "VERIFICATION_CALLS_PER_PRACTICE": rate_limit(
+            env, "VERIFICATION_CALLS_PER_PRACTICE", "3/hour;10/day"
+        ),
+        "VERIFICATION_CALLS_PER_SUPPORT_TOKEN": rate_limit(
+            env, "VERIFICATION_CALLS_PER_SUPPORT_TOKEN", "30/hour"
+        ),
     }

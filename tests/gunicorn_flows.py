@@ -95,7 +95,7 @@ class HttpCall:
     to: str
     gather_action: str | None = None
 
-    def _form(self, **extra: str) -> dict[str, str]:
+    def form(self, **extra: str) -> dict[str, str]:
         return {
             "AccountSid": ACCOUNT_SID,
             "CallSid": self.sid,
@@ -106,21 +106,22 @@ class HttpCall:
             **extra,
         }
 
-    def _post(self, url: str, **extra: str) -> ET.Element:
-        root = self.twilio.post(url, self._form(**extra)).twiml
+    def post(self, url: str, **extra: str) -> ET.Element:
+        """Post a webhook of this call to ``url``; remember the Gather it answers with."""
+        root = self.twilio.post(url, self.form(**extra)).twiml
         gather = root.find("Gather")
         self.gather_action = gather.get("action") if gather is not None else None
         return root
 
     def answer(self) -> ET.Element:
-        return self._post(self.url, AnsweredBy="human")
+        return self.post(self.url, AnsweredBy="human")
 
     def press(self, digits: str) -> ET.Element:
         assert self.gather_action, "the call is not waiting for keys"
-        return self._post(self.gather_action, Digits=digits)
+        return self.post(self.gather_action, Digits=digits)
 
     def status(self, call_status: str) -> None:
-        self.twilio.post(self.status_callback, self._form(CallStatus=call_status))
+        self.twilio.post(self.status_callback, self.form(CallStatus=call_status))
 
 
 def api(method: str, url: str, headers: dict[str, str], body: Any = None) -> requests.Response:

@@ -20,10 +20,16 @@ import redis
 
 from store import keys
 
+# What a call is for: reading the codeword (support asks), or proving the office
+# number (an admin asks). The session's ``purpose`` field; absent means the codeword.
+CODEWORD = "codeword"
+OFFICE = "office"
+
 # Our statuses (the contract's), in the order a call moves through them.
 IN_PROGRESS = ("queued", "ringing", "in-progress")
 FINAL = (
     "disclosed",
+    "verified",
     "locked",
     "voicemail",
     "completed",
@@ -76,7 +82,7 @@ end
 
 -- Append the fields an audit event needs to a flat key/value reply.
 local function with_audit(key, reply)
-  local names = {'practice_id', 'actor', 'requested_by', 'to', 'call_sid'}
+  local names = {'practice_id', 'actor', 'requested_by', 'to', 'call_sid', 'purpose'}
   local values = redis.call('HMGET', key, unpack(names))
   for i, name in ipairs(names) do
     table.insert(reply, name)
@@ -158,8 +164,9 @@ _ANSWER = (
     + """
 local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
 if why then return {'verdict', why} end
-local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'practice_name', 'language')
-local reply = {'practice_name', s[3], 'language', s[4]}
+local s = redis.call(
+  'HMGET', KEYS[1], 'status', 'expires_at', 'practice_name', 'language', 'purpose')
+local reply = {'practice_name', s[3], 'language', s[4], 'purpose', s[5] or ''}
 if rank(s[1]) == 3 then
   table.insert(reply, 'verdict'); table.insert(reply, 'ended'); return reply
 end
@@ -218,9 +225,11 @@ return with_audit(KEYS[1], reply)
 """
 )
 
-# KEYS[1] session hash. The codeword could not be read after the right code.
+# KEYS[1] session hash. The codeword could not be read (or the office number not
+# marked verified) after the right code.
 _UNDO_DISCLOSURE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'disclosed' then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'disclosed' and status ~= 'verified' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed')
 return 1
 """
@@ -258,6 +267,7 @@ class CallSession:
     call_sid: str | None
     code_sealed: str | None
     placed: bool
+    purpose: str = CODEWORD
 
     @classmethod
     def from_hash(cls, session_id: str, fields: dict[str, str]) -> CallSession:
@@ -275,6 +285,7 @@ class CallSession:
             call_sid=fields.get("call_sid") or None,
             code_sealed=fields.get("code_sealed") or None,
             placed=fields.get("placed") == "1",
+            purpose=fields.get("purpose") or CODEWORD,
         )
 
     def status_at(self, now: float) -> str:
@@ -404,6 +415,6 @@ def record_status(
 
 
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:
-    """Mark a call ``failed`` whose codeword could not be read after the right code."""
+    """Mark a call ``failed`` whose right code led nowhere (codeword unread, number unmarked)."""
     script = client.register_script(_UNDO_DISCLOSURE)
     return bool(script(keys=[keys.call_session(session_id)]))

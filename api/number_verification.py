@@ -1,7 +1,8 @@
-"""The admin API's number checks: call the office number with a code."""
+"""The admin API's number checks: call the office number with a code, text a code to a cell."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -9,11 +10,15 @@ from flask import Blueprint, Response, g, jsonify, request
 from api import validation as v
 from api.verification_calls import call_json
 from core.auth import require_token
+from core.errors import InvalidInput
 from ivr import clock, office_number
 from ivr.session import iso
+from sms import cell_verification
 from store.phone import mask
 
 bp = Blueprint("number_verification", __name__, url_prefix="/api/v1/practices/<practice_id>")
+
+CODE = re.compile(r"[0-9]{6}")
 
 
 def _optional_body() -> dict[str, Any]:
@@ -56,3 +61,26 @@ def get_office_verification(practice_id: str, verification_id: str) -> Response:
         v.identifier(practice_id, "practice_id"), v.identifier(verification_id, "id")
     )
     return jsonify(call_json(call))
+
+
+@bp.post("/users/<user_id>/cell-verification")
+@require_token("admin")
+def send_cell_code(practice_id: str, user_id: str) -> tuple[Response, int]:
+    """Text a six-digit code to the user's cell."""
+    sent = cell_verification.send_code(
+        v.identifier(practice_id, "practice_id"), v.identifier(user_id, "user_id")
+    )
+    return jsonify(sent.to_json()), 202
+
+
+@bp.post("/users/<user_id>/cell-verification/check")
+@require_token("admin")
+def check_cell_code(practice_id: str, user_id: str) -> Response:
+    """The code the user read off their cell: right, and the cell is verified."""
+    practice_id = v.identifier(practice_id, "practice_id")
+    user_id = v.identifier(user_id, "user_id")
+    code = v.json_body().get("code")
+    if not isinstance(code, str) or not CODE.fullmatch(code.strip()):
+        raise InvalidInput("code must be the six digits texted to the cell", field="code")
+    cell_verification.check_code(practice_id, user_id, code.strip(), actor=g.actor)
+    return jsonify({"cell_number_verified": True})

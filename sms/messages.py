@@ -116,6 +116,13 @@ class Texts:
                 return text
         return build([shorten(practice_names[0], MIN_NAME)], total)
 
+    def cell_verification_code(self, code: str, minutes: int) -> str:
+        """The code that proves a cell number; never the codeword."""
+        return (
+            f"{self.brand}: your code to verify this cell phone is {code}. It expires in "
+            f"{minutes} minutes. If you did not expect it, ignore this text."
+        )
+
     def codeword(self, practice_name: str, codeword: str, *, by_support: bool) -> str:
         """The codeword text itself."""
         requested = f" Sent at the request of {self.brand} support." if by_support else ""

@@ -18,6 +18,7 @@ from core.extensions import directory, redis_client
 from core.observability import DISCLOSURES, LOCKOUTS, note_outcome
 from ivr import challenge, clock, office_number, prompts, session, tokens
 from ivr.session import CallerCheck
+from sms import notices
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,17 @@ def disclose_codeword(ref: tokens.CallRef, audit: dict[str, str]) -> str:
     DISCLOSURES.labels("voice").inc()
     note_outcome("disclosed")
     log.info("verification call %s: codeword disclosed", ref.session_id)
+    notices.after_disclosure(
+        notices.Disclosure(
+            practice_id=ref.practice_id,
+            practice_name=audit.get("practice_name", ""),
+            channel="voice",
+            to=audit["to"],
+            requested_by=audit.get("requested_by") or audit.get("actor") or "support",
+            by_support=True,
+            at=clock.now(),
+        )
+    )
     return codeword
 
 

@@ -12,6 +12,7 @@ once its expiry has passed even if Redis still holds the key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -412,6 +413,30 @@ def record_status(
         [keys.call_session(call.session_id), keys.live_call(practice_id)],
         [call.session_id, call.call_sid, call.to, status],
     )
+
+
+# KEYS[1] session hash; ARGV[1] the sealed code as read, ARGV[2] the same code resealed.
+# Replaced only if unchanged: a code used meanwhile stays deleted.
+_RESEAL = """
+if redis.call('HGET', KEYS[1], 'code_sealed') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'code_sealed', ARGV[2])
+return 1
+"""
+
+
+def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
+    """Re-encrypt every call's sealed challenge code with ``reseal``; returns how many.
+
+    Codes are sealed (CODEWORD_KEYS) only for idempotent repeats of a support request.
+    """
+    script = client.register_script(_RESEAL)
+    count = 0
+    for key in client.scan_iter(match=keys.call_session("*"), count=500):
+        sealed = cast(str | None, client.hget(key, "code_sealed"))
+        if sealed:
+            resealed = reseal(sealed.encode()).decode()
+            count += int(cast(int, script(keys=[key], args=[sealed, resealed])))
+    return count
 
 
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:

@@ -10,9 +10,12 @@ from core.extensions import directory
 
 
 def register(app: Flask) -> None:
+    from phone.cli import phone
+
     app.cli.add_command(init_db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(phone)
 
 
 @click.command("init-db")

@@ -1,6 +1,13 @@
 """gunicorn settings, from the environment as on any platform that sets PORT."""
 
 import os
+import shutil
+import tempfile
+
+# Metrics from every worker are summed through files in this folder; it must be
+# set before anything imports prometheus_client, and emptied at each start.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="codeword-metrics-")
 
 # Platforms route to the port they set; 0.0.0.0 is what they expect.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
@@ -20,7 +27,17 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def on_starting(server):
     """Prepare the database once, in the master, before any worker serves."""
+    metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
     from core import create_app
 
     app = create_app()
     app.extensions["directory"].create_all()
+
+
+def child_exit(server, worker):
+    """Let a dead worker's live gauges go; its counters stay in the sums."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Request
+from flask.sessions import SessionInterface
 
 from core.config import load_config
 from core.errors import register_error_handlers
+from core.observability import configure_logging
+from core.observability import init_app as init_observability
 from core.telephony import make_carrier
 from store.crypto import CodewordCipher
 from store.directory import Directory
@@ -29,7 +31,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    logging.basicConfig(level=app.config.get("LOG_LEVEL", "INFO"))
+    # No cookie sessions: every caller authenticates each request. This also
+    # spares each webhook the cost of building a session serializer.
+    app.session_interface = _NoSessions()
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
 
     redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
     app.extensions["redis"] = redis_client
@@ -40,9 +45,15 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
     register_error_handlers(app)
+    init_observability(app)
     _register_blueprints(app)
     _register_commands(app)
     return app
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -95,4 +95,5 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "BRAND_NAME": env.get("BRAND_NAME", "Practice by Numbers"),
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
+        "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
     }

@@ -1,0 +1,1 @@
+"""Benchmarks: the service's hot webhooks against a bare Flask baseline."""

@@ -1,0 +1,146 @@
+"""Structured logs and Prometheus metrics.
+
+Log lines are JSON with a request id, the CallSid or MessageSid, and the outcome
+the handler noted. They never carry a request's query string, body or headers:
+those can hold signed tokens, codes or the codeword.
+
+Metrics work under several gunicorn workers: gunicorn.conf.py sets
+``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client, and
+``/metrics`` then aggregates every worker's values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import sys
+import time
+from typing import Any
+
+from flask import Flask, Response, g, request
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+CALLS_TRIGGERED = Counter(
+    "codeword_verification_calls_total", "Verification calls placed", ["purpose"]
+)
+DISCLOSURES = Counter("codeword_disclosures_total", "Codeword disclosures", ["channel"])
+LOCKOUTS = Counter("codeword_lockouts_total", "Challenges locked after too many wrong codes")
+RATE_LIMITED = Counter("codeword_rate_limited_total", "Requests refused by a rate limit", ["scope"])
+WEBHOOK_SECONDS = Histogram(
+    "codeword_webhook_seconds",
+    "Time to answer a Twilio webhook",
+    ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+
+WEBHOOK_BLUEPRINTS = {"ivr", "sms", "twilio"}
+_REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
+
+
+def note_outcome(outcome: str) -> None:
+    """Record what this request achieved, for its log line (e.g. ``disclosed``)."""
+    g.outcome = outcome
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the request's correlation fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": round(record.created, 3),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for field in ("request_id", "call_sid", "message_sid", "method", "path", "status",
+                      "duration_ms", "outcome", "endpoint"):  # fmt: skip
+            value = getattr(record, field, None)
+            if value is not None:
+                entry[field] = value
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only: a message or traceback could quote a secret.
+            entry["exception"] = record.exc_info[0].__name__
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time, not at creation."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Send every log record to stderr as a JSON line."""
+    handler = _StderrHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _request_id() -> str:
+    """The caller's X-Request-Id when it is sane, else a new one."""
+    given = request.headers.get("X-Request-Id", "")
+    if 8 <= len(given) <= 64 and set(given) <= _REQUEST_ID_CHARS:
+        return given
+    return secrets.token_hex(8)
+
+
+def init_app(app: Flask) -> None:
+    """Log one line per request, time webhooks, and serve ``/metrics``."""
+    log = logging.getLogger("codeword.request")
+
+    @app.before_request
+    def _start() -> None:
+        g.request_id = _request_id()
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        webhook = request.blueprint in WEBHOOK_BLUEPRINTS
+        if webhook and request.endpoint:
+            WEBHOOK_SECONDS.labels(request.endpoint).observe(elapsed)
+        form = request.form if webhook else {}
+        log.info(
+            "request",
+            extra={
+                "request_id": g.get("request_id"),
+                "method": request.method,
+                "path": request.path,
+                "endpoint": request.endpoint,
+                "status": response.status_code,
+                "duration_ms": round(elapsed * 1000, 2),
+                "call_sid": form.get("CallSid"),
+                "message_sid": form.get("MessageSid"),
+                "outcome": g.get("outcome"),
+            },
+        )
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        return response
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        """Prometheus metrics, summed over every gunicorn worker."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry = REGISTRY
+        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

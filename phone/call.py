@@ -26,6 +26,8 @@ EVENT_STATUS = {"initiated": "initiated", "ringing": "ringing", "answered": "in-
 # A flow that keeps redirecting to itself would otherwise never end.
 MAX_WEBHOOKS = 50
 MAX_SAY_LOOP = 10
+# SSML <say-as> kinds that are read out a character at a time.
+SPELLED = {"spell-out", "characters"}
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ class PhoneCall:
 
     def _speak(self, verb: ET.Element) -> None:
         if verb.tag == "Say":
-            text = " ".join("".join(verb.itertext()).split())
+            text = spoken_text(verb)
             for _ in range(_loop_count(verb)):
                 self._hear("say", text)
         elif verb.tag == "Play":
@@ -349,6 +351,20 @@ def keyed_digits(keys: str, prompt: GatherPrompt) -> tuple[str, str]:
             if prompt.num_digits and len(digits) == prompt.num_digits:
                 break
     return digits, ""
+
+
+def spoken_text(say: ET.Element) -> str:
+    """What a ``<Say>`` sounds like, SSML included: spelled-out text a character at a time."""
+    parts = [say.text or ""]
+    for element in say:
+        if element.tag == "say-as" and element.get("interpret-as") in SPELLED:
+            parts.append(" " + " ".join("".join(element.itertext())) + " ")
+        elif element.tag == "break":
+            parts.append(" ")
+        else:
+            parts.append(spoken_text(element))
+        parts.append(element.tail or "")
+    return " ".join("".join(parts).split())
 
 
 def _twiml(answer: WebhookAnswer) -> ET.Element | None:

@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,10 @@ import redis
 from cryptography.fernet import Fernet
 from flask import Flask
 from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import VoiceResponse
 
 from core.telephony import SIMULATED_ACCOUNT_SID, SimulatedCarrier
-from phone.call import GatherPrompt, keyed_digits
+from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
 from tests import servers
@@ -461,3 +463,19 @@ def test_webhooks_are_signed_for_the_public_url_and_sent_where_the_service_liste
     assert RequestValidator(TWILIO_AUTH_TOKEN).validate(
         url, {"A": "1"}, webhooks.validator.compute_signature(url, {"A": "1"})
     )
+
+
+def test_spelled_out_ssml_is_heard_a_character_at_a_time() -> None:
+    response = VoiceResponse()
+    say = response.say()
+    say.nest("The codeword is: capital ")
+    say.say_as("Ma", interpret_as="spell-out")
+    say.break_(time="400ms")
+    say.nest(" dash ")
+    say.say_as("47", interpret_as="spell-out")
+    say.break_(time="400ms")
+    say.emphasis("now")
+
+    root = ET.fromstring(str(response))  # noqa: S314
+
+    assert spoken_text(root.find("Say")) == "The codeword is: capital M a dash 4 7 now"

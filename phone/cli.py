@@ -9,6 +9,7 @@ flask --app wsgi phone text --from +12025550111 CODEWORD
 from __future__ import annotations
 
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
@@ -230,7 +231,7 @@ def show_text(text: SimulatedText) -> None:
     if text.status == "failed":
         click.echo("    (never reached the phone)")
     else:
-        click.echo(f"    {text.body}")
+        click.echo(textwrap.indent(text.body, "    ", lambda line: True))
 
 
 @phone.command("texts")
@@ -273,7 +274,8 @@ def text(from_number: str, body: str, listen_url: str | None) -> None:
         to = "" if reply.to_number == number else f" (to {reply.to_number})"
         click.echo(f"reply{to}: {reply.body}")
     for sent in exchange.texts:
-        click.echo(f"text {sent.sid} ({sent.status or 'queued'}): {sent.body}")
+        body = textwrap.indent(sent.body, "    ").lstrip()
+        click.echo(f"text {sent.sid} ({sent.status or 'queued'}): {body}")
     if not exchange.replies and not exchange.texts:
         click.echo("(no reply)")
     for problem in exchange.problems:

@@ -8,6 +8,7 @@ flask --app wsgi phone text --from +12025550111 CODEWORD
 
 from __future__ import annotations
 
+import functools
 import sys
 import textwrap
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import click
 import phonenumbers
+import redis
 from flask import current_app
 from flask.cli import AppGroup
 
@@ -43,6 +45,24 @@ LABELS = {
     "problem": "!",
     "ended": "END",
 }
+
+
+def plain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Report what went wrong in a sentence, not a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except PhoneError as exc:
+            raise click.ClickException(str(exc)) from None
+        except redis.RedisError as exc:
+            raise click.ClickException(
+                f"cannot reach the simulated carrier's Redis at {current_app.config['REDIS_URL']}"
+                f" ({type(exc).__name__}): is REDIS_URL the one the service uses?"
+            ) from None
+
+    return wrapper
 
 
 def url_option(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,6 +151,7 @@ def choose_call(net: PhoneNetwork, call_sid: str | None, latest: bool) -> Any:
 
 
 @phone.command("calls")
+@plain_errors
 @click.option("--all", "show_all", is_flag=True, help="Also list calls already answered or ended.")
 def calls(show_all: bool) -> None:
     """List the calls the service placed that are still ringing."""
@@ -148,6 +169,7 @@ def calls(show_all: bool) -> None:
 
 
 @phone.command("answer")
+@plain_errors
 @click.argument("call_sid", required=False)
 @click.option("--latest", is_flag=True, help="Answer the most recent call still ringing.")
 @click.option(
@@ -166,21 +188,19 @@ def answer(
     Enter alone is silence; end of input (Ctrl-D) hangs up.
     """
     net = network(listen_url)
-    try:
-        call = choose_call(net, call_sid, latest)
-        who = "voicemail" if machine else "you"
-        click.echo(f"Call {call.sid} from {call.from_number} to {call.to_number}: {who} answered.")
-        typed = sys.stdin.isatty()
-        if not machine and typed:
-            click.echo("Type keys and Enter when asked; Enter alone is silence; Ctrl-D hangs up.")
-        outcome = net.answer(call, stdin_keypad, show(verbose, typed), machine=machine)
-    except PhoneError as exc:
-        raise click.ClickException(str(exc)) from None
+    call = choose_call(net, call_sid, latest)
+    who = "voicemail" if machine else "you"
+    click.echo(f"Call {call.sid} from {call.from_number} to {call.to_number}: {who} answered.")
+    typed = sys.stdin.isatty()
+    if not machine and typed:
+        click.echo("Type keys and Enter when asked; Enter alone is silence; Ctrl-D hangs up.")
+    outcome = net.answer(call, stdin_keypad, show(verbose, typed), machine=machine)
     click.echo(f"Call over after {outcome.duration} s.")
     finish(outcome)
 
 
 @phone.command("decline")
+@plain_errors
 @click.argument("call_sid", required=False)
 @click.option("--latest", is_flag=True, help="Decline the most recent call still ringing.")
 @click.option(
@@ -198,14 +218,12 @@ def decline(
 ) -> None:
     """Let a call end unanswered, and report it to the service."""
     net = network(listen_url)
-    try:
-        call = choose_call(net, call_sid, latest)
-        net.leave_unanswered(call, status, show(verbose, False))
-    except PhoneError as exc:
-        raise click.ClickException(str(exc)) from None
+    call = choose_call(net, call_sid, latest)
+    net.leave_unanswered(call, status, show(verbose, False))
 
 
 @phone.command("dial")
+@plain_errors
 @click.option("--from", "from_number", required=True, help="The number calling.")
 @url_option
 @verbose_option
@@ -215,10 +233,7 @@ def dial(from_number: str, listen_url: str | None, verbose: bool) -> None:
     number = phone_number(from_number)
     click.echo(f"Calling {net.service_number} from {number}.")
     typed = sys.stdin.isatty()
-    try:
-        outcome = net.dial(number, stdin_keypad, show(verbose, typed))
-    except PhoneError as exc:
-        raise click.ClickException(str(exc)) from None
+    outcome = net.dial(number, stdin_keypad, show(verbose, typed))
     click.echo(f"Call over after {outcome.duration} s.")
     finish(outcome)
 
@@ -235,6 +250,7 @@ def show_text(text: SimulatedText) -> None:
 
 
 @phone.command("texts")
+@plain_errors
 @click.option("--to", "to_number", help="Only texts to this number.")
 @url_option
 def texts(to_number: str | None, listen_url: str | None) -> None:
@@ -254,6 +270,7 @@ def texts(to_number: str | None, listen_url: str | None) -> None:
 
 
 @phone.command("text")
+@plain_errors
 @click.option("--from", "from_number", required=True, help="The number texting.")
 @click.argument("body")
 @url_option
@@ -265,10 +282,7 @@ def text(from_number: str, body: str, listen_url: str | None) -> None:
     """
     net = network(listen_url)
     number = phone_number(from_number)
-    try:
-        exchange = net.send_text(number, body)
-    except PhoneError as exc:
-        raise click.ClickException(str(exc)) from None
+    exchange = net.send_text(number, body)
     click.echo(f"{number} -> {net.service_number}: {body}")
     for reply in exchange.replies:
         to = "" if reply.to_number == number else f" (to {reply.to_number})"

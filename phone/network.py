@@ -184,7 +184,7 @@ class PhoneNetwork:
             raise PhoneError(f"call {call.sid} is no longer ringing")
         if machine:
             keypad = voicemail_keypad()
-        player = PhoneCall(self.webhooks, self._leg(call, machine), keypad, listener)
+        player = PhoneCall(self.webhooks, self._leg(call, machine), keypad, listener, self.clock)
         try:
             player.ring()
             return player.run(call.url)
@@ -236,7 +236,7 @@ class PhoneNetwork:
             to_number=self.service_number,
             direction="inbound",
         )
-        player = PhoneCall(self.webhooks, leg, keypad, listener)
+        player = PhoneCall(self.webhooks, leg, keypad, listener, self.clock)
         return player.run(self.webhooks.public_url(path), first_status="ringing")
 
     # --- texts from the service ----------------------------------------------------

@@ -395,6 +395,36 @@ def test_flask_phone_texts_lists_texts_to_a_number_newest_first_and_delivers_the
     assert "+12025550122" not in delivered
 
 
+def test_a_call_past_its_time_limit_ends_before_the_keys_reach_the_service(
+    phone_app: Flask, service: str, redis_client: redis.Redis
+) -> None:
+    sid = place_call(phone_app)  # time_limit=600
+    now = [time.time()]
+
+    def slow_keypad(prompt: GatherPrompt) -> str:
+        now[0] += 601
+        return "123456"
+
+    net = network(phone_app, service, clock=lambda: now[0])
+    outcome = net.answer(net.find_call(sid), slow_keypad)
+
+    assert outcome.ended_by == "time-limit"
+    assert forms(redis_client, "/flows/check") == []
+    assert forms(redis_client, "/flows/status")[-1]["CallDuration"] == "601"
+
+
+def test_the_phone_says_plainly_when_redis_is_down(
+    phone_app: Flask, redis_process: servers.RedisProcess
+) -> None:
+    redis_process.stop()
+
+    result = phone_app.test_cli_runner().invoke(args=["phone", "calls"])
+
+    assert result.exit_code == 1
+    assert "cannot reach the simulated carrier's Redis" in result.output
+    assert "Traceback" not in result.output
+
+
 # --- the service's own number -----------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import textwrap
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import phonenumbers
@@ -24,7 +25,7 @@ from flask.cli import AppGroup
 from core.extensions import carrier
 from core.telephony import SimulatedCarrier
 from phone.call import CallOutcome, GatherPrompt, Heard
-from phone.network import UNANSWERED, PhoneNetwork, SimulatedText
+from phone.network import UNANSWERED, PhoneNetwork, SimulatedCall, SimulatedText
 from phone.webhooks import PhoneError, Webhooks
 from store.phone import InvalidNumber, normalise
 
@@ -57,8 +58,10 @@ def plain_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except PhoneError as exc:
             raise click.ClickException(str(exc)) from None
         except redis.RedisError as exc:
+            # Host and port only: the URL may carry a password.
+            where = urlsplit(current_app.config["REDIS_URL"])
             raise click.ClickException(
-                f"cannot reach the simulated carrier's Redis at {current_app.config['REDIS_URL']}"
+                f"cannot reach the simulated carrier's Redis at {where.hostname}:{where.port}"
                 f" ({type(exc).__name__}): is REDIS_URL the one the service uses?"
             ) from None
 
@@ -144,7 +147,7 @@ def finish(outcome: CallOutcome) -> None:
         raise click.ClickException("the call failed (see above)")
 
 
-def choose_call(net: PhoneNetwork, call_sid: str | None, latest: bool) -> Any:
+def choose_call(net: PhoneNetwork, call_sid: str | None, latest: bool) -> SimulatedCall:
     if bool(call_sid) == latest:
         raise click.UsageError("name one call by its SID (see 'flask phone calls') or say --latest")
     return net.find_call(None if latest else call_sid)

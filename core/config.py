@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet
+from limits import parse_many
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -43,6 +44,16 @@ def parse_tokens(raw: str | None) -> dict[str, str]:
             raise ConfigError("token lists take the form name=token,name=token")
         tokens[token.strip()] = name.strip()
     return tokens
+
+
+def rate_limit(env: dict[str, str], name: str, default: str) -> str:
+    """A rate limit setting such as ``3/hour;10/day``, checked at start, not at first use."""
+    value = env.get(name, default)
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} must read like 3/hour or 3/hour;10/day, not {value!r}") from None
+    return value
 
 
 def _dev_secrets(instance_path: Path) -> dict[str, str]:
@@ -96,4 +107,15 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        "SMS_CODEWORD_TEXTS_PER_NUMBER": rate_limit(env, "SMS_CODEWORD_TEXTS_PER_NUMBER", "3/hour"),
+        "SMS_CODEWORD_TEXTS_PER_PRACTICE": rate_limit(
+            env, "SMS_CODEWORD_TEXTS_PER_PRACTICE", "5/day"
+        ),
+        "SMS_INBOUND_PER_NUMBER": rate_limit(env, "SMS_INBOUND_PER_NUMBER", "20/hour"),
+        "VERIFICATION_CALLS_PER_PRACTICE": rate_limit(
+            env, "VERIFICATION_CALLS_PER_PRACTICE", "3/hour;10/day"
+        ),
+        "VERIFICATION_CALLS_PER_SUPPORT_TOKEN": rate_limit(
+            env, "VERIFICATION_CALLS_PER_SUPPORT_TOKEN", "30/hour"
+        ),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Response, request
 from twilio.twiml import TwiML
 from twilio.twiml.messaging_response import MessagingResponse
-from twilio.twiml.voice_response import VoiceResponse
+from twilio.twiml.voice_response import Gather, VoiceResponse
 
 APOLOGY = {
     "en": "We're sorry, we can't help with that right now. Please try again later. Goodbye.",
@@ -21,7 +21,9 @@ def twiml(document: TwiML) -> Response:
     return Response(str(document), mimetype="text/xml")
 
 
-def say(response: VoiceResponse, text: str, language: str = "en", **kwargs: object) -> None:
+def say(
+    response: VoiceResponse | Gather, text: str, language: str = "en", **kwargs: object
+) -> None:
     """Add a ``<Say>`` in the practice's language and matching voice."""
     voice, lang = VOICES.get(language, VOICES["en"])
     response.say(text, voice=voice, language=lang, **kwargs)

@@ -277,6 +277,19 @@ class Directory:
                 return None
             return self.cipher.decrypt(practice.codeword_encrypted)
 
+    def read_codeword_for_office(self, practice_id: str, office_number: str) -> str | None:
+        """The plain codeword, only while ``office_number`` is still the verified office number."""
+        with self.session() as s:
+            practice = s.get(Practice, practice_id)
+            if (
+                practice is None
+                or practice.codeword_encrypted is None
+                or practice.office_number != office_number
+                or not practice.office_number_verified
+            ):
+                return None
+            return self.cipher.decrypt(practice.codeword_encrypted)
+
     def set_codeword(self, practice_id: str, codeword: str) -> None:
         with self.session() as s:
             practice = s.get(Practice, practice_id)

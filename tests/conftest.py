@@ -146,3 +146,19 @@ def put_user(
     """Create a user through the admin API."""
     body = {"name": "Dana", "role": "admin", **fields}
     return client.put(f"/api/v1/practices/{practice_id}/users/{user_id}", json=body, headers=ADMIN)
+
+
+@pytest.fixture(scope="session")
+def twilio_recorder() -> Iterator[tuple[str, servers.TwilioRecorder]]:
+    """Prism checking each request against Twilio's spec, forwarding it to a recording fake."""
+    with servers.recording_fake() as (fake_url, sent), servers.prism("proxy", fake_url) as url:
+        yield url, sent
+
+
+@pytest.fixture
+def recorded_app(
+    make_app: Callable[..., Flask], twilio_recorder: tuple[str, servers.TwilioRecorder]
+) -> Flask:
+    """The app on the real Twilio client, through Prism to a fake that records each request."""
+    twilio_recorder[1].clear()
+    return make_app(TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_API_BASE_URL=twilio_recorder[0])

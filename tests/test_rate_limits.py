@@ -6,7 +6,8 @@ import pytest
 import redis
 
 from core.errors import RateLimited
-from store.ratelimit import RateLimiter, Rule
+from store.ratelimit import RateLimiter, Rule, Window, refuse_if_exhausted
+from tests.redis_trips import count_round_trips
 
 
 def test_a_limit_allows_its_count_then_refuses_with_retry_after(
@@ -51,3 +52,85 @@ def test_limits_are_shared_through_redis(redis_client: redis.Redis, redis_url: s
     RateLimiter(connect(redis_url)).hit(rule)
     with pytest.raises(RateLimited):
         RateLimiter(redis_client).check(rule)
+
+
+def test_a_batch_sees_and_spends_the_same_windows_as_check_and_hit(
+    redis_client: redis.Redis,
+) -> None:
+    """Batched look-ups and spends share their counts with limits' own calls."""
+    limiter = RateLimiter(redis_client)
+    rule = Rule.of("2/hour", "texts", "+12025550111")
+    limiter.hit(rule)
+    batch = limiter.batch()
+    window = batch.window(rule)
+    spent = batch.spend(rule)
+    batch.execute()
+    assert window.value.remaining == 1
+    assert spent.value
+    with pytest.raises(RateLimited):
+        limiter.check(rule)
+    again = limiter.batch()
+    refused = again.spend(rule)
+    after = again.window(rule)
+    again.execute()
+    assert not refused.value
+    assert after.value.remaining == 0
+    assert not after.value.open
+
+
+def test_a_batch_is_one_round_trip(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    rules = [Rule.of("3/hour", "texts", str(i)) for i in range(3)]
+    limiter.hit(*rules)  # the scripts are loaded from here on
+    redis_client.set("cw:other", "x")
+    batch = limiter.batch()
+    for rule in rules:
+        batch.window(rule)
+        batch.spend(rule)
+    other = batch.command(lambda pipe: pipe.getdel("cw:other"))
+    with count_round_trips() as trips:
+        batch.execute()
+    assert trips == [1]
+    assert other.value == "x"
+
+
+def test_a_batch_reloads_its_scripts_after_redis_forgot_them(redis_client: redis.Redis) -> None:
+    limiter = RateLimiter(redis_client)
+    rule = Rule.of("3/hour", "texts", "+12025550111")
+    redis_client.script_flush()
+    batch = limiter.batch()
+    spent, window = batch.spend(rule), batch.window(rule)
+    batch.execute()
+    assert spent.value
+    assert window.value.remaining == 2
+
+
+def test_a_batch_window_frees_its_slot_when_the_clock_passes_the_window(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client)
+    now = [1_000_000.0]
+    limiter.clock = lambda: now[0]
+    rule = Rule.of("1/hour", "texts", "+12025550111")
+    batch = limiter.batch()
+    batch.spend(rule)
+    batch.execute()
+    later = limiter.batch()
+    window = later.window(rule)
+    later.execute()
+    assert not window.value.open
+    assert window.value.reset_at == now[0] + 3600
+    now[0] += 3601
+    after = limiter.batch()
+    window = after.window(rule)
+    after.execute()
+    assert window.value.open
+
+
+def test_refusing_an_exhausted_window_says_when_to_retry() -> None:
+    hourly, daily = Rule.of("1/hour", "a", "x"), Rule.of("1/day", "b", "x")
+    windows = [Window(hourly, 0, 1000.0 + 600), Window(daily, 0, 1000.0 + 7200)]
+    with pytest.raises(RateLimited) as raised:
+        refuse_if_exhausted(windows, 1000.0)
+    assert raised.value.retry_after == 7200
+    refuse_if_exhausted([Window(hourly, 1, 1000.0)], 1000.0)

@@ -1,0 +1,192 @@
+"""Placing the outbound verification call that support asks for.
+
+Order matters so that a failure leaves nothing behind: every check and rate
+limit first, then the session is reserved (which also claims the practice's
+single live call), then the call is placed; if the carrier fails the session
+is rolled back, and rate-limit slots are spent only once the call is placed.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+from limits import parse_many
+
+from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound, RateLimited
+from core.extensions import carrier, directory, limiter, redis_client
+from core.observability import CALLS_TRIGGERED, RATE_LIMITED
+from ivr import challenge, clock, session, tokens
+from store import keys
+from store.ratelimit import Rule
+
+log = logging.getLogger(__name__)
+
+# How long the office phone rings before Twilio gives up (seconds).
+RING_TIMEOUT = 30
+# The longest a verification call may last (seconds); Twilio hangs up after it.
+CALL_TIME_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class RequestedCall:
+    """A verification call as the support API reports it."""
+
+    call: session.CallSession
+    challenge_code: str | None
+    replayed: bool
+
+
+def rate_limit_rules(practice_id: str, actor: str) -> list[Rule]:
+    """Per practice (3/hour, 10/day by default) and per support token (30/hour)."""
+    config = current_app.config
+    rules = [
+        Rule(limit, "verification-call:practice", practice_id)
+        for limit in parse_many(config["VERIFICATION_CALLS_PER_PRACTICE"])
+    ]
+    rules += [
+        Rule(limit, "verification-call:support-token", actor)
+        for limit in parse_many(config["VERIFICATION_CALLS_PER_SUPPORT_TOKEN"])
+    ]
+    return rules
+
+
+def request_call(
+    *, practice_id: str, requested_by: str, actor: str, idempotency_key: str | None
+) -> RequestedCall:
+    """Call the practice's verified office number with a fresh challenge code."""
+    client = redis_client()
+    idem_key = keys.idempotency(actor, idempotency_key) if idempotency_key else None
+    if idem_key:
+        existing = session.idempotent_session_id(client, idem_key)
+        if existing:
+            return _replay(client, existing, practice_id)
+
+    practice = directory().get_practice(practice_id)
+    if practice is None:
+        raise NotFound("no such practice")
+    if not practice.office_number_verified:
+        raise Conflict(
+            "the practice's office number is not verified", code="office_number_unverified"
+        )
+    if not practice.has_codeword:
+        raise Conflict("the practice has no codeword yet", code="no_codeword")
+
+    rules = rate_limit_rules(practice.id, actor)
+    try:
+        limiter().check(*rules, message="too many verification calls, try again later")
+    except RateLimited:
+        RATE_LIMITED.labels("verification_call").inc()
+        raise
+
+    now = clock.now()
+    session_id = "VC" + secrets.token_hex(16)
+    code = challenge.new_code()
+    secret_key = current_app.config["SECRET_KEY"]
+    fields = {
+        "practice_id": practice.id,
+        "practice_name": practice.name,
+        "language": practice.language,
+        "to": practice.office_number,
+        "actor": actor,
+        "requested_by": requested_by,
+        "status": "queued",
+        "created_at": repr(now),
+        "expires_at": repr(now + challenge.CODE_LIFETIME),
+        "code_hash": challenge.code_hash(secret_key, session_id, code),
+        "wrong_codes": "0",
+        "silences": "0",
+        "repeats": "0",
+    }
+    if idem_key:
+        # Kept sealed, only so that a repeat of this request can hand the code back.
+        fields["code_sealed"] = directory().cipher.encrypt(code).decode()
+    verdict, named = session.reserve(
+        client,
+        session_id=session_id,
+        practice_id=practice.id,
+        idempotency_redis_key=idem_key,
+        now=now,
+        lifetime=challenge.CODE_LIFETIME,
+        fields=fields,
+    )
+    if verdict == "idempotent":
+        return _replay(client, named, practice_id)
+    if verdict == "live":
+        raise Conflict(
+            "a verification call to this practice is already in progress",
+            code="call_in_progress",
+            live_call_id=named,
+        )
+
+    token = tokens.sign(tokens.CallRef(session_id, practice.id, practice.language))
+    try:
+        placed = carrier().place_call(
+            to=practice.office_number,
+            url=tokens.callback_url("ivr.verification_answer", token),
+            status_callback=tokens.callback_url("ivr.verification_status", token),
+            timeout=RING_TIMEOUT,
+            time_limit=CALL_TIME_LIMIT,
+            machine_detection=True,
+        )
+    except BaseException:
+        _rollback_quietly(client, session_id, practice.id, idem_key)
+        raise
+
+    status = session.TWILIO_STATUSES.get(placed.status, "queued")
+    if status not in session.IN_PROGRESS:
+        status = "queued"
+    try:
+        if not session.mark_placed(client, session_id, practice.id, placed.sid, status):
+            log.warning("verification call %s: the carrier named another call", session_id)
+            raise CarrierUnavailable("the phone carrier gave an inconsistent answer")
+        limiter().hit(*rules)
+    except redis.RedisError:
+        # The call is ringing: report it rather than an error the caller would retry.
+        log.warning("verification call %s placed, but its bookkeeping failed", session_id)
+    CALLS_TRIGGERED.labels("codeword").inc()
+    log.info("verification call %s placed for practice %s", session_id, practice.id)
+    placed_fields = {**fields, "call_sid": placed.sid, "status": status, "placed": "1"}
+    call = session.CallSession.from_hash(session_id, placed_fields)
+    return RequestedCall(call=call, challenge_code=code, replayed=False)
+
+
+def get_call(session_id: str) -> session.CallSession:
+    """A verification call by id, or NotFound."""
+    call = session.load(redis_client(), session_id)
+    if call is None:
+        raise NotFound("no such verification call")
+    return call
+
+
+def _replay(client: redis.Redis, session_id: str, practice_id: str) -> RequestedCall:
+    """The call an idempotency key already made, with its code while the code still works."""
+    call = session.load(client, session_id)
+    if call is None:
+        raise NotFound("the call made with this idempotency key is gone")
+    if call.practice_id != practice_id:
+        raise InvalidInput(
+            "this Idempotency-Key was used for another practice", code="idempotency_key_reused"
+        )
+    if not call.placed:
+        raise Conflict(
+            "a request with this Idempotency-Key is still being processed",
+            code="idempotency_key_in_use",
+        )
+    code = None
+    if call.code_sealed and call.status_at(clock.now()) in session.IN_PROGRESS:
+        code = directory().cipher.decrypt(call.code_sealed.encode())
+    return RequestedCall(call=call, challenge_code=code, replayed=True)
+
+
+def _rollback_quietly(
+    client: redis.Redis, session_id: str, practice_id: str, idem_key: str | None
+) -> None:
+    try:
+        session.rollback(client, session_id, practice_id, idem_key)
+    except redis.RedisError:
+        # The session's live-call claim still lapses at its expiry.
+        log.warning("verification call %s: could not roll back after a failure", session_id)

@@ -1,0 +1,72 @@
+"""Signed, expiring tokens in the call's callback URLs, naming its session.
+
+Twilio's signature proves a request came from Twilio; this token proves the URL
+is one we handed out for this call session, and not long ago.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app, url_for
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from ivr import clock
+
+log = logging.getLogger(__name__)
+
+SALT = "ivr.verification-call"
+# Longer than any call lasts (ring timeout plus time limit), so the final status
+# callback is still accepted; the session's own expiry guards the code.
+MAX_AGE = 3600
+
+
+class _ClockedSigner(TimestampSigner):
+    """Timestamps from the call flow's clock, so tests can age a token."""
+
+    def get_timestamp(self) -> int:
+        return int(clock.now())
+
+
+@dataclass(frozen=True)
+class CallRef:
+    """What a callback URL names: the call session, its practice and language."""
+
+    session_id: str
+    practice_id: str
+    language: str
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(
+        current_app.config["SECRET_KEY"], salt=SALT, signer=_ClockedSigner
+    )
+
+
+def sign(ref: CallRef) -> str:
+    """A token naming ``ref``, for the call's callback URLs."""
+    token: str = _serializer().dumps({"s": ref.session_id, "p": ref.practice_id, "l": ref.language})
+    return token
+
+
+def load(token: str) -> CallRef | None:
+    """The session a token names, or None if it is forged, altered or too old."""
+    try:
+        data: Any = _serializer().loads(token, max_age=MAX_AGE)
+    except SignatureExpired:
+        log.info("call callback with an expired token")
+        return None
+    except BadSignature:
+        log.warning("call callback with a token that is not ours")
+        return None
+    if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "spl"):
+        return None
+    return CallRef(session_id=data["s"], practice_id=data["p"], language=data["l"])
+
+
+def callback_url(endpoint: str, token: str) -> str:
+    """The absolute public URL of ``endpoint`` carrying ``token``, as Twilio will sign it."""
+    base: str = current_app.config["PUBLIC_BASE_URL"]
+    return base + url_for(endpoint, t=token)

@@ -1,0 +1,1 @@
+"""Texting: the CODEWORD keyword, codeword texts, help and opt-out."""

@@ -1,0 +1,161 @@
+"""Texting the codeword: through the REST API only, to an admin's verified cell, audited.
+
+Both ways a codeword text starts end here: an admin's CODEWORD keyword
+(sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py).
+The text goes with a short ValidityPeriod and a status callback, so that
+sms/delivery.py can redact its body at Twilio once it is delivered or failed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import redis
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from core.errors import Conflict, NotFound
+from core.extensions import carrier, directory, limiter
+from core.observability import DISCLOSURES, RATE_LIMITED
+from core.telephony import RecipientOptedOut
+from sms.limits import number_rule, practice_rule
+from sms.messages import Texts
+from store.directory import PracticeRecord, UserRecord
+from store.phone import mask
+from store.ratelimit import refuse_if_exhausted
+
+log = logging.getLogger(__name__)
+
+# Seconds Twilio may keep the text queued before dropping it; the contract allows 900.
+VALIDITY_PERIOD = 600
+# The actor recorded when admins text CODEWORD themselves.
+SELF = "self"
+
+
+class NoCodeword(Conflict):
+    code = "no_codeword"
+
+
+@dataclass(frozen=True)
+class CodewordText:
+    """A codeword text handed to Twilio: its MessageSid, status and masked number."""
+
+    id: str
+    status: str
+    to: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "status": self.status, "to": self.to}
+
+
+def may_receive_codeword(user: UserRecord) -> bool:
+    """Only an admin's verified cell ever gets the codeword."""
+    return user.role == "admin" and bool(user.cell_number) and user.cell_number_verified
+
+
+def status_callback_url(practice_id: str) -> str:
+    """Where Twilio reports the text's delivery; the practice rides in the signed query."""
+    base = current_app.config["PUBLIC_BASE_URL"]
+    return f"{base}/sms/status?{urlencode({'practice_id': practice_id})}"
+
+
+def send_codeword_text(
+    practice: PracticeRecord, user: UserRecord, *, actor: str, requested_by: str | None
+) -> CodewordText:
+    """Text the codeword to ``user``'s verified cell, record it, count it.
+
+    The caller has checked the limits. Raises NoCodeword, RecipientOptedOut (also
+    when Twilio reports error 21610, which is then kept as our opt-out too) or
+    CarrierUnavailable; nothing is recorded or counted then.
+    """
+    if not may_receive_codeword(user) or user.cell_number is None:
+        raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
+    number = user.cell_number
+    if directory().is_opted_out(number):
+        raise RecipientOptedOut("the recipient has opted out of texts from this number")
+    codeword = directory().read_codeword(practice.id)
+    if codeword is None:
+        raise NoCodeword("the practice has no codeword yet")
+    body = Texts.from_config(current_app.config).codeword(
+        practice.name, codeword, by_support=actor != SELF
+    )
+    try:
+        sid = carrier().send_sms(
+            to=number,
+            body=body,
+            status_callback=status_callback_url(practice.id),
+            validity_period=VALIDITY_PERIOD,
+        )
+    except RecipientOptedOut:
+        directory().opt_out(number)
+        raise
+    DISCLOSURES.labels("sms").inc()
+    _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
+    return CodewordText(id=sid, status="queued", to=mask(number) or "")
+
+
+def _record_sent(
+    practice_id: str, number: str, sid: str, *, actor: str, requested_by: str | None
+) -> None:
+    """Audit and count a text already sent; a failure here must not undo or repeat it."""
+    try:
+        directory().record_event(
+            practice_id,
+            channel="sms",
+            outcome="sent",
+            actor=actor,
+            to_number=number,
+            requested_by=requested_by,
+            reference=sid,
+        )
+    except SQLAlchemyError as exc:
+        log.error(
+            "codeword text %s to %s for practice %s by %s sent but not audited: %s",
+            sid,
+            mask(number),
+            practice_id,
+            actor,
+            type(exc).__name__,
+        )
+    batch = limiter().batch()
+    batch.spend(number_rule(number))
+    batch.spend(practice_rule(practice_id))
+    try:
+        batch.execute()
+    except redis.RedisError as exc:
+        log.warning("codeword text %s sent but not counted: %s", sid, type(exc).__name__)
+
+
+def text_codeword_on_request(
+    practice_id: str, user_id: str, *, actor: str, requested_by: str
+) -> CodewordText:
+    """Support asks us to text the codeword to a user of a practice: decide, then send."""
+    practice = directory().get_practice(practice_id)
+    if practice is None:
+        raise NotFound("no such practice")
+    user = directory().get_user(practice_id, user_id)
+    if user is None:
+        raise NotFound("no such user")
+    if user.role != "admin":
+        raise Conflict("the codeword is texted only to practice admins", code="not_an_admin")
+    if not user.cell_number or not user.cell_number_verified:
+        raise Conflict("the user has no verified cell number", code="cell_not_verified")
+    if directory().is_opted_out(user.cell_number):
+        raise RecipientOptedOut("the recipient has opted out of texts from this number")
+    batch = limiter().batch()
+    windows = [
+        batch.window(number_rule(user.cell_number)),
+        batch.window(practice_rule(practice.id)),
+    ]
+    batch.execute()
+    if not all(w.value.open for w in windows):
+        RATE_LIMITED.labels("sms-codeword").inc()
+    refuse_if_exhausted(
+        [w.value for w in windows],
+        batch.now,
+        "too many codeword texts to this number or practice, try again later",
+    )
+    return send_codeword_text(practice, user, actor=actor, requested_by=requested_by)

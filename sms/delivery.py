@@ -1,0 +1,42 @@
+"""Twilio's delivery reports for codeword texts: record them, then redact the body.
+
+Once Twilio reports a codeword text delivered, undelivered or failed, the body
+is redacted at Twilio (``Body=""`` on the message), so the codeword does not
+stay in Twilio's message log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from core.errors import ServiceError
+from core.extensions import carrier, directory
+from store.phone import mask
+
+log = logging.getLogger(__name__)
+
+FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
+MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
+# The actor recorded for what Twilio reports.
+TWILIO = "twilio"
+
+
+def record_delivery(practice_id: str, message_sid: str, status: str, to: str | None) -> None:
+    """Act on one status report: at a final status, redact the text and audit the outcome."""
+    if status not in FINAL_STATUSES or not MESSAGE_SID.fullmatch(message_sid):
+        return
+    try:
+        carrier().redact_message(message_sid)
+    except ServiceError as exc:
+        log.error("codeword text %s to %s not redacted: %s", message_sid, mask(to), exc.code)
+    if IDENTIFIER.fullmatch(practice_id):
+        directory().record_event(
+            practice_id,
+            channel="sms",
+            outcome=status,
+            actor=TWILIO,
+            to_number=to,
+            reference=message_sid,
+        )

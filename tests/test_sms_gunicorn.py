@@ -1,0 +1,71 @@
+"""Texting as production runs it: gunicorn workers sharing limits through a real Redis."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+from tests import servers
+from tests.conftest import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, twilio_signature
+from tests.sms_helpers import ADMIN_CELL, CODEWORD
+
+TOKEN = "production-auth-token"
+
+
+def inbound(url: str, body: str) -> str | None:
+    """Text ``body`` from the admin's cell; the reply, or None."""
+    form = {"MessageSid": "SM" + "1" * 32, "From": ADMIN_CELL, "Body": body}
+    signature = twilio_signature(PUBLIC_BASE_URL + "/sms/inbound", form, TOKEN)
+    response = requests.post(
+        f"{url}/sms/inbound", data=form, headers={"X-Twilio-Signature": signature}, timeout=5
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/xml")
+    message = ET.fromstring(response.content).find("Message")  # noqa: S314 - our own response
+    return None if message is None else message.text
+
+
+def test_workers_share_the_codeword_limit_and_survive_redis_going_down(
+    tmp_path: Path,
+    redis_process: servers.RedisProcess,
+    redis_url: str,
+    twilio_recorder: tuple[str, servers.TwilioRecorder],
+) -> None:
+    twilio_url, sent = twilio_recorder
+    sent.clear()
+    env = {
+        "APP_ENV": "production",
+        "SECRET_KEY": "k",
+        "CODEWORD_KEYS": Fernet.generate_key().decode(),
+        "TWILIO_AUTH_TOKEN": TOKEN,
+        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+        "TWILIO_FROM_NUMBER": "+15005550006",
+        "TWILIO_API_BASE_URL": twilio_url,
+        "REDIS_URL": redis_url,
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
+        "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
+        "WEB_CONCURRENCY": "3",
+    }
+    with servers.gunicorn_server(env) as url:
+        practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
+        user = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}
+        user["cell_number_verified"] = True
+        for path, body in [("p-1", practice), ("p-1/users/u-1", user)]:
+            created = requests.put(
+                f"{url}/api/v1/practices/{path}", json=body, headers=ADMIN, timeout=5
+            )
+            assert created.status_code == 201
+        # New connections each time, so the texts land on different workers.
+        for _ in range(3):
+            assert inbound(url, "CODEWORD") is None
+        assert "try again later" in (inbound(url, "CODEWORD") or "")
+        assert [r.form["To"] for r in sent] == [ADMIN_CELL] * 3
+        assert all(CODEWORD in r.form["Body"] for r in sent)
+
+        redis_process.stop()
+        assert inbound(url, "CODEWORD") is None
+        assert len(sent) == 3

@@ -6,6 +6,7 @@ requests are signed for PUBLIC_BASE_URL and sent to where gunicorn actually list
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from typing import Any
 
 import pytest
 import redis
+import requests
 from cryptography.fernet import Fernet
 from flask import Flask
 from twilio.request_validator import RequestValidator
@@ -27,7 +29,14 @@ from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
 from tests import servers
-from tests.conftest import ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT_TOKEN, TWILIO_AUTH_TOKEN
+from tests.conftest import (
+    ADMIN,
+    ADMIN_TOKEN,
+    PUBLIC_BASE_URL,
+    SUPPORT,
+    SUPPORT_TOKEN,
+    TWILIO_AUTH_TOKEN,
+)
 from tests.phone_flows import SECRET, received
 
 OFFICE = "+12025550100"
@@ -436,33 +445,6 @@ def test_dialling_the_service_number_plays_ivr_inbound(phone_app: Flask, service
     assert "the service hung up" in result.output
 
 
-def test_in_development_the_phone_signs_with_the_token_kept_in_the_instance_folder(
-    tmp_path: Path, redis_url: str
-) -> None:
-    """No TWILIO_AUTH_TOKEN anywhere: service and phone share instance/dev-secrets.json."""
-    env = {
-        "INSTANCE_PATH": str(tmp_path / "instance"),
-        "REDIS_URL": redis_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'directory.sqlite3'}",
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-    }
-    with servers.gunicorn_server(env) as url:
-        # The service's PUBLIC_BASE_URL defaults to its own port, so the phone needs no --url
-        # but must be told the port, as a second terminal would be.
-        port = url.rsplit(":", 1)[1]
-        result = subprocess.run(
-            [sys.executable, "-m", "flask", "--app", "wsgi", "phone", "dial", "--from", ADMIN_CELL],
-            cwd=servers.REPO,
-            env={**env, "PORT": port},
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "verification line" in result.stdout
-
-
 # --- keys -------------------------------------------------------------------------------
 
 
@@ -509,3 +491,197 @@ def test_spelled_out_ssml_is_heard_a_character_at_a_time() -> None:
     root = ET.fromstring(str(response))  # noqa: S314
 
     assert spoken_text(root.find("Say")) == "The codeword is: capital M a dash 4 7 now"
+
+
+# --- the service's own flows, end to end -----------------------------------------------------
+
+CODEWORD = "maple-otter-47"
+CODEWORD_HEARD = "m a p l e dash o t t e r dash 4 7"
+_numbers = itertools.count(10)
+
+
+def demo_practice(service: str, admins: int = 1) -> tuple[str, str, list[str]]:
+    """A practice with a verified office number, a codeword and admins with verified cells.
+
+    Numbers differ from test to test: the service's directory lives for the whole module.
+    """
+    practice_id = f"p-{next(_numbers)}"
+    office = f"+120255501{next(_numbers):02d}"
+    created = requests.put(
+        f"{service}/api/v1/practices/{practice_id}",
+        json={
+            "name": "Bright Smiles Dental",
+            "office_number": office,
+            "office_number_verified": True,
+            "codeword": CODEWORD,
+        },
+        headers=ADMIN,
+        timeout=5,
+    )
+    assert created.status_code == 201, created.text
+    cells = []
+    for n in range(admins):
+        cell = f"+120255501{next(_numbers):02d}"
+        user = requests.put(
+            f"{service}/api/v1/practices/{practice_id}/users/admin-{n}",
+            json={
+                "name": f"Admin {n}",
+                "role": "admin",
+                "cell_number": cell,
+                "cell_number_verified": True,
+            },
+            headers=ADMIN,
+            timeout=5,
+        )
+        assert user.status_code == 201, user.text
+        cells.append(cell)
+    return practice_id, office, cells
+
+
+def request_verification_call(service: str, practice_id: str) -> requests.Response:
+    return requests.post(
+        f"{service}/api/v1/verification-calls",
+        json={"practice_id": practice_id, "requested_by": "Dana at the front desk"},
+        headers=SUPPORT,
+        timeout=5,
+    )
+
+
+def verification_call_status(service: str, call_id: str) -> str:
+    response = requests.get(
+        f"{service}/api/v1/verification-calls/{call_id}", headers=SUPPORT, timeout=5
+    )
+    assert response.status_code == 200, response.text
+    return str(response.json()["status"])
+
+
+def test_support_rings_the_office_and_the_right_code_hears_the_codeword(
+    phone_app: Flask, service: str
+) -> None:
+    practice_id, office, _ = demo_practice(service)
+    created = request_verification_call(service, practice_id)
+    assert created.status_code == 201, created.text
+    call = created.json()
+    assert office in phone(phone_app, service, "calls").output
+
+    result = phone(phone_app, service, "answer", "--latest", input=f"{call['challenge_code']}\n")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count(CODEWORD_HEARD) == 2
+    assert verification_call_status(service, call["id"]) == "disclosed"
+    # Hanging up sent the final status callback: the practice may be called again.
+    assert request_verification_call(service, practice_id).status_code == 201
+
+
+def test_three_wrong_codes_lock_the_call_and_the_codeword_is_never_heard(
+    phone_app: Flask, service: str
+) -> None:
+    practice_id, _, _ = demo_practice(service)
+    call = request_verification_call(service, practice_id).json()
+    wrong = "000000" if call["challenge_code"] != "000000" else "111111"
+
+    result = phone(phone_app, service, "answer", "--latest", input=f"{wrong}\n" * 3)
+
+    assert result.exit_code == 0, result.output
+    assert "m a p l e" not in result.output
+    assert "the service hung up" in result.output
+    assert verification_call_status(service, call["id"]) == "locked"
+
+
+def test_a_voicemail_answering_the_verification_call_hears_no_codeword(
+    phone_app: Flask, service: str
+) -> None:
+    practice_id, _, _ = demo_practice(service)
+    call = request_verification_call(service, practice_id).json()
+
+    result = phone(phone_app, service, "answer", "--latest", "--machine")
+
+    assert result.exit_code == 0, result.output
+    assert "m a p l e" not in result.output
+    assert verification_call_status(service, call["id"]) == "voicemail"
+
+
+def test_an_office_that_does_not_answer_frees_the_practice_for_another_call(
+    phone_app: Flask, service: str
+) -> None:
+    practice_id, _, _ = demo_practice(service)
+    call = request_verification_call(service, practice_id).json()
+    assert request_verification_call(service, practice_id).status_code == 409
+
+    result = phone(phone_app, service, "decline", "--latest", "--as", "no-answer")
+
+    assert result.exit_code == 0, result.output
+    assert verification_call_status(service, call["id"]) == "no-answer"
+    assert request_verification_call(service, practice_id).status_code == 201
+
+
+def test_texting_the_keyword_from_an_admin_cell_brings_the_codeword_then_it_is_redacted(
+    phone_app: Flask, service: str
+) -> None:
+    _, _, [cell] = demo_practice(service)
+
+    result = phone(phone_app, service, "text", "--from", cell, " codeword ")
+
+    assert result.exit_code == 0, result.output
+    [codeword_text] = [line for line in result.output.splitlines() if line.startswith("text ")]
+    assert "(delivered)" in codeword_text and CODEWORD in codeword_text
+    listed = phone(phone_app, service, "texts", "--to", cell).output
+    assert "delivered, body since redacted at the carrier" in listed
+
+
+def test_texting_the_keyword_from_an_unknown_number_brings_no_codeword(
+    phone_app: Flask, service: str
+) -> None:
+    demo_practice(service)
+
+    result = phone(phone_app, service, "text", "--from", "+12025550198", "CODEWORD")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("reply: ")
+    assert CODEWORD not in result.output
+    assert phone(phone_app, service, "texts", "--to", "+12025550198").output.strip() == (
+        "no texts to +12025550198"
+    )
+
+
+def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """As docs/phone.md tells it, with no TWILIO_* set: the service and the phone in two
+    processes share the auth token generated into instance/dev-secrets.json."""
+    env = {
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'directory.sqlite3'}",
+        "SUPPORT_TOKENS": f"demo={SUPPORT_TOKEN}",
+        "TWILIO_ACCOUNT_SID": "",
+        "TWILIO_AUTH_TOKEN": "",
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+    }
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+    def run(*args: str, stdin: str = "", port: str = "8000") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*flask, *args],
+            cwd=servers.REPO,
+            env={**env, "PORT": port},
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    assert run("seed-demo").returncode == 0
+    with servers.gunicorn_server(env) as url:
+        # PUBLIC_BASE_URL defaults to the service's own port, which the phone is told.
+        port = url.rsplit(":", 1)[1]
+        call = request_verification_call(url, "demo-practice").json()
+        answered = run(
+            "phone", "answer", "--latest", stdin=f"{call['challenge_code']}\n", port=port
+        )
+        texted = run("phone", "text", "--from", "+12025550111", "CODEWORD", port=port)
+
+    assert answered.returncode == 0, answered.stdout + answered.stderr
+    assert CODEWORD_HEARD in answered.stdout
+    assert texted.returncode == 0, texted.stdout + texted.stderr
+    assert CODEWORD in texted.stdout

@@ -12,9 +12,12 @@ from ivr.session import reseal_codes
 
 
 def register(app: Flask) -> None:
+    from phone.cli import phone
+
     app.cli.add_command(init_db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(phone)
 
 
 @click.command("init-db")

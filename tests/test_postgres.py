@@ -55,6 +55,24 @@ def test_the_codeword_is_encrypted_in_postgresql(pg_app: Flask) -> None:
     assert b"maple" not in bytes(stored)
 
 
+def test_the_admins_told_of_a_disclosure_are_found_on_postgresql(pg_app: Flask) -> None:
+    """Admins with a verified cell not opted out; no staff, no unverified cell, no opt-out."""
+    client = pg_app.test_client()
+    put_practice(client)
+    users = [
+        ("u-1", "admin", "+12025550111", True),
+        ("u-2", "admin", "+12025550112", True),
+        ("u-3", "staff", "+12025550122", True),
+        ("u-4", "admin", "+12025550133", False),
+        ("u-5", "admin", "+12025550144", True),
+    ]
+    for user_id, role, cell, verified in users:
+        put_user(client, "p-1", user_id, role=role, cell_number=cell, cell_number_verified=verified)
+    store = pg_app.extensions["directory"]
+    store.opt_out("+12025550144")
+    assert [u.id for u in store.admins_to_notify("p-1")] == ["u-1", "u-2"]
+
+
 def test_readiness_reports_a_stopped_database(
     make_app: Callable[..., Flask],
 ) -> None:

@@ -315,6 +315,33 @@ def api_probes(scene: Scene) -> list[ApiProbe]:
             200,
             frozenset({"database"}),
         ),
+        ApiProbe(
+            "the main app calls the office number to verify it",
+            "POST",
+            "/api/v1/practices/p-2/office-number/verification",
+            ADMIN,
+            None,
+            201,
+            frozenset({"redis", "database", "twilio"}),
+        ),
+        ApiProbe(
+            "the main app texts a code to a cell",
+            "POST",
+            "/api/v1/practices/p-1/users/u-1/cell-verification",
+            ADMIN,
+            None,
+            202,
+            frozenset({"redis", "database", "twilio"}),
+        ),
+        ApiProbe(
+            "the main app checks a cell code (none is waiting)",
+            "POST",
+            "/api/v1/practices/p-1/users/u-1/cell-verification/check",
+            ADMIN,
+            {"code": "000000"},
+            409,
+            frozenset({"redis", "database"}),
+        ),
         ApiProbe("readiness", "GET", "/readyz", {}, None, 200, frozenset({"redis", "database"})),
     ]
 
@@ -397,10 +424,11 @@ def check_recovered(scene: Scene, call_forgotten: bool = False) -> None:
     reading = call.press(body["challenge_code"])
     assert len(spellings(reading)) == 2, "the codeword is read out again"
     call.status("completed")
+    sent.clear()
     texted = post_signed(client, "/sms/inbound", inbound_text(ADMIN_CELL, "CODEWORD"))
     assert texted.status_code == 200
-    [message] = texts_sent(sent)
-    assert message.form["To"] == ADMIN_CELL and CODEWORD in message.form["Body"]
+    [message] = [m for m in texts_sent(sent) if CODEWORD in m.form["Body"]]
+    assert message.form["To"] == ADMIN_CELL
 
 
 # Faults ---------------------------------------------------------------------------------

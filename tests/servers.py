@@ -526,13 +526,57 @@ def gunicorn(
 # --- PostgreSQL -----------------------------------------------------------------------
 
 
-def postgres_bin_dir() -> Path | None:
-    """The folder holding initdb and postgres, or None when PostgreSQL is not installed."""
-    found = shutil.which("initdb")
+def _postgres_bin(name: str) -> str | None:
+    """A PostgreSQL server program from PATH or Debian's versioned folder."""
+    found = shutil.which(name)
     if found:
-        return Path(found).resolve().parent
-    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
-    return versions[-1].parent if versions else None
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+def postgres_available() -> bool:
+    """Whether a PostgreSQL server can be started here."""
+    return bool(_postgres_bin("initdb") and _postgres_bin("postgres"))
+
+
+@contextlib.contextmanager
+def postgres_server(timeout: float = 30) -> Iterator[str]:
+    """Run a throwaway PostgreSQL cluster on a free port; yield its SQLAlchemy URL.
+
+    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user.
+    """
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if not initdb or not postgres:
+        raise RuntimeError("PostgreSQL is not installed; run scripts/bootstrap --dev")
+    as_user: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="test-postgres-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        if as_user:
+            shutil.chown(tmp, "postgres")
+            shutil.chown(data, "postgres")
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cmd = [*as_user, postgres, "-D", str(data), "-p", str(port), "-h", HOST, "-k", tmp,
+               "-c", "fsync=off", "-c", "full_page_writes=off"]  # fmt: skip
+
+        def ready() -> bool:
+            import psycopg
+
+            try:
+                psycopg.connect(f"host={HOST} port={port} user=postgres", connect_timeout=1).close()
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        with _process(cmd, "postgres", ready, timeout, cwd=Path(tmp)):
+            yield f"postgresql://postgres@{HOST}:{port}/postgres"
 
 
 def _pg_ready(port: int) -> bool:
@@ -555,8 +599,10 @@ class PostgresProcess:
     (through setpriv, which execs in place, so signals reach the server itself).
     """
 
-    def __init__(self, bin_dir: Path, port: int | None = None) -> None:
-        self.bin_dir = bin_dir
+    def __init__(self, port: int | None = None) -> None:
+        initdb, self.postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+        if not initdb or not self.postgres:
+            raise RuntimeError("PostgreSQL is not installed; run scripts/bootstrap --dev")
         self.port = port or free_port()
         self.url = f"postgresql://postgres@{HOST}:{self.port}/postgres"
         self._dir = tempfile.TemporaryDirectory(prefix="test-postgres-")
@@ -567,7 +613,7 @@ class PostgresProcess:
             self._as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
             shutil.chown(self._dir.name, "postgres")
         subprocess.run(
-            [*self._as_user, str(bin_dir / "initdb"), "-D", str(self.data), "-U", "postgres",
+            [*self._as_user, initdb, "-D", str(self.data), "-U", "postgres",
              "-A", "trust", "--no-sync", "-E", "UTF8"],
             check=True,
             capture_output=True,
@@ -583,7 +629,7 @@ class PostgresProcess:
             return
         cmd = [
             *self._as_user,
-            str(self.bin_dir / "postgres"),
+            self.postgres,
             "-D", str(self.data),
             "-p", str(self.port),
             "-k", self._dir.name,

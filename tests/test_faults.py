@@ -185,10 +185,9 @@ def test_the_sqlite_database_gone_answers_apologies_and_503s_then_recovers(
 
 @pytest.fixture(scope="module")
 def postgres() -> Iterator[servers.PostgresProcess]:
-    bin_dir = servers.postgres_bin_dir()
-    if bin_dir is None:
+    if not servers.postgres_available():
         pytest.skip("PostgreSQL is not installed")
-    with servers.PostgresProcess(bin_dir) as server:
+    with servers.PostgresProcess() as server:
         yield server
 
 

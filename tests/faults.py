@@ -441,7 +441,8 @@ def redis_paused(url: str, seconds: float) -> Iterator[None]:
     Redis 7.0 holds even CLIENT UNPAUSE, so the pause runs its course; the block
     must end before it does, or what it saw was not a paused Redis.
     """
-    admin = redis.Redis.from_url(url)
+    # A connection of our own, patient enough to outwait the pause.
+    admin = redis.Redis.from_url(url, socket_timeout=seconds + 5)
     admin.execute_command("CLIENT", "PAUSE", str(int(seconds * 1000)), "ALL")
     with _must_end_within(seconds):
         yield
@@ -463,7 +464,8 @@ end
 def redis_busy(url: str, seconds: float) -> Iterator[None]:
     """Redis runs a slow script for ``seconds``: it reads nothing else meanwhile, then
     runs whatever arrived, even from clients that gave up waiting."""
-    admin = redis.Redis.from_url(url)
+    # A connection of our own, patient enough to see the script through.
+    admin = redis.Redis.from_url(url, socket_timeout=seconds + 5)
     now = admin.time()
     deadline = now[0] + now[1] / 1e6 + seconds
     thread = threading.Thread(target=admin.eval, args=(_BUSY, 0, deadline), daemon=True)

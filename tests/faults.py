@@ -3,7 +3,7 @@
 A ``Scene`` is a practice in the middle of everything: a verification call answered
 and waiting for its code, a codeword text waiting for Twilio's delivery report.
 ``webhook_probes`` and ``api_probes`` are every Twilio webhook and JSON API, as Twilio
-and support would send them; ``check_webhook`` and ``check_api`` say what each answer
+and support would send them; ``check_webhook`` and ``check_api_down`` say what each answer
 must be while a dependency is down, and ``check_recovered`` that the same app works
 again, without a restart, once it is back.
 """
@@ -444,10 +444,12 @@ def redis_paused(url: str, seconds: float) -> Iterator[None]:
     # A connection of our own, patient enough to outwait the pause.
     admin = redis.Redis.from_url(url, socket_timeout=seconds + 5)
     admin.execute_command("CLIENT", "PAUSE", str(int(seconds * 1000)), "ALL")
-    with _must_end_within(seconds):
-        yield
-    admin.ping()  # answered once the pause is over
-    admin.close()
+    try:
+        with _must_end_within(seconds):
+            yield
+    finally:
+        admin.ping()  # answered once the pause is over, so the next test finds Redis free
+        admin.close()
 
 
 # Keeps Redis's only thread busy until ARGV[1] (seconds since the epoch, as Redis tells time).
@@ -471,10 +473,12 @@ def redis_busy(url: str, seconds: float) -> Iterator[None]:
     thread = threading.Thread(target=admin.eval, args=(_BUSY, 0, deadline), daemon=True)
     thread.start()
     time.sleep(0.05)  # let the script start before anything else reaches Redis
-    with _must_end_within(seconds):
-        yield
-    thread.join(seconds + 5)
-    admin.close()
+    try:
+        with _must_end_within(seconds):
+            yield
+    finally:
+        thread.join(seconds + 5)
+        admin.close()
 
 
 @contextlib.contextmanager

@@ -6,6 +6,7 @@ is one we handed out for this call session, and not long ago.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,9 +43,13 @@ class CallRef:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        current_app.config["SECRET_KEY"], salt=SALT, signer=_ClockedSigner
-    )
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    # Building one costs more than using it; it holds nothing but the key.
+    return URLSafeTimedSerializer(secret_key, salt=SALT, signer=_ClockedSigner)
 
 
 def sign(ref: CallRef) -> str:

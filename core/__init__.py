@@ -59,6 +59,7 @@ class _NoSessions(SessionInterface):
 def _register_blueprints(app: Flask) -> None:
     from api.admin import bp as admin_bp
     from api.codeword_texts import bp as codeword_texts_bp
+    from api.number_verification import bp as number_verification_bp
     from api.verification_calls import bp as verification_calls_bp
     from core.health import bp as health_bp
     from ivr.views import bp as ivr_bp
@@ -70,6 +71,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(sms_bp)
     app.register_blueprint(codeword_texts_bp)
     app.register_blueprint(verification_calls_bp)
+    app.register_blueprint(number_verification_bp)
 
 
 def _register_commands(app: Flask) -> None:

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import click
+import redis
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
-from core.extensions import directory
+from core.extensions import directory, redis_client
+from ivr.session import reseal_codes
 
 
 def register(app: Flask) -> None:
+    from phone.cli import phone
+
     app.cli.add_command(init_db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(phone)
 
 
 @click.command("init-db")
@@ -26,9 +31,16 @@ def init_db() -> None:
 @click.command("rotate-codeword-keys")
 @with_appcontext
 def rotate_codeword_keys() -> None:
-    """Re-encrypt every codeword under the first key of CODEWORD_KEYS."""
+    """Re-encrypt every codeword and sealed challenge code under the first CODEWORD_KEYS key."""
     count = directory().rotate_codewords()
     click.echo(f"re-encrypted {count} codeword(s) under the first key")
+    try:
+        sealed = reseal_codes(redis_client(), directory().cipher.rotate)
+    except redis.RedisError:
+        raise click.ClickException(
+            "Redis is unavailable: run this again to re-encrypt the sealed challenge codes"
+        ) from None
+    click.echo(f"re-encrypted {sealed} sealed challenge code(s) in Redis")
 
 
 DEMO_PRACTICE = "demo-practice"

@@ -118,4 +118,10 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "VERIFICATION_CALLS_PER_SUPPORT_TOKEN": rate_limit(
             env, "VERIFICATION_CALLS_PER_SUPPORT_TOKEN", "30/hour"
         ),
+        "OFFICE_VERIFICATIONS_PER_PRACTICE": rate_limit(
+            env, "OFFICE_VERIFICATIONS_PER_PRACTICE", "3/hour"
+        ),
+        "CELL_VERIFICATION_TEXTS_PER_USER": rate_limit(
+            env, "CELL_VERIFICATION_TEXTS_PER_USER", "3/hour"
+        ),
     }

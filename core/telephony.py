@@ -32,6 +32,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 # Twilio error codes that mean "this recipient will not take our texts".
 OPTED_OUT_ERRORS = {21610}
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
+# The account the simulated carrier (and the terminal phone playing Twilio) speaks for
+# when no TWILIO_ACCOUNT_SID is configured; webhooks in simulation carry it as AccountSid.
+SIMULATED_ACCOUNT_SID = "AC" + "0" * 32
+
+
+def account_sid(config: dict[str, Any]) -> str:
+    """The AccountSid webhooks carry: the configured account, or the simulated one."""
+    return str(config.get("TWILIO_ACCOUNT_SID") or SIMULATED_ACCOUNT_SID)
 
 
 # Webhook signatures ------------------------------------------------------------
@@ -200,15 +208,25 @@ class TwilioCarrier:
 
 
 class SimulatedCarrier:
-    """Records calls and texts in Redis, where every worker and ``flask phone`` sees them."""
+    """Records calls and texts in Redis, where every worker and ``flask phone`` sees them.
+
+    The terminal phone (``phone/``) plays the network's other side: it answers the
+    recorded calls and receives the recorded texts, and notes here what became of them.
+    """
 
     # Recent history only: a development log, not an archive.
     KEEP = 200
     TTL = 24 * 3600
 
-    def __init__(self, redis_client: redis.Redis, from_number: str) -> None:
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        from_number: str,
+        account_sid: str = SIMULATED_ACCOUNT_SID,
+    ) -> None:
         self.redis = redis_client
         self.from_number = from_number
+        self.account_sid = account_sid
 
     def _record(self, kind: str, item: dict[str, Any]) -> None:
         key = keys.simulated(kind)
@@ -236,10 +254,14 @@ class SimulatedCarrier:
             "calls",
             {
                 "sid": sid,
+                "account_sid": self.account_sid,
                 "to": to,
                 "from": self.from_number,
                 "url": url,
                 "status_callback": status_callback,
+                "status_callback_events": CALL_STATUS_EVENTS,
+                "timeout": timeout,
+                "time_limit": time_limit,
                 "machine_detection": machine_detection,
                 "at": time.time(),
             },
@@ -259,6 +281,7 @@ class SimulatedCarrier:
             "messages",
             {
                 "sid": sid,
+                "account_sid": self.account_sid,
                 "to": to,
                 "from": self.from_number,
                 "body": body,
@@ -279,6 +302,30 @@ class SimulatedCarrier:
             for item in cast(list[str], self.redis.lrange(keys.simulated(kind), 0, -1))
         ]
 
+    # What became of each call and text on the network's side ("answered", "ended",
+    # "delivered", ...), one hash per kind: ``keys.simulated("calls:state")``.
+
+    def claim(self, kind: str, sid: str, state: str) -> bool:
+        """Set the state of a call or text only if it has none yet; whether it was set."""
+        key = keys.simulated(f"{kind}:state")
+        pipe = self.redis.pipeline()
+        pipe.hsetnx(key, sid, state)
+        pipe.expire(key, self.TTL)
+        claimed, _ = pipe.execute()
+        return bool(claimed)
+
+    def set_state(self, kind: str, sid: str, state: str) -> None:
+        """Record the state of a call or text."""
+        key = keys.simulated(f"{kind}:state")
+        pipe = self.redis.pipeline()
+        pipe.hset(key, sid, state)
+        pipe.expire(key, self.TTL)
+        pipe.execute()
+
+    def states(self, kind: str) -> dict[str, str]:
+        """The state of every call or text that has one, by SID."""
+        return cast(dict[str, str], self.redis.hgetall(keys.simulated(f"{kind}:state")))
+
 
 def make_carrier(config: dict[str, Any], redis_client: redis.Redis) -> Carrier:
     """The real carrier when Twilio credentials are set, else the simulated one."""
@@ -289,4 +336,4 @@ def make_carrier(config: dict[str, Any], redis_client: redis.Redis) -> Carrier:
             config["TWILIO_FROM_NUMBER"],
             config.get("TWILIO_API_BASE_URL"),
         )
-    return SimulatedCarrier(redis_client, config["TWILIO_FROM_NUMBER"])
+    return SimulatedCarrier(redis_client, config["TWILIO_FROM_NUMBER"], account_sid(config))

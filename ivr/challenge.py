@@ -40,11 +40,25 @@ def same_code(expected_hash: str, submitted_hash: str) -> bool:
     return hmac.compare_digest(expected_hash.encode(), submitted_hash.encode())
 
 
+# A Lua function comparing two hashes in constant time (XOR every byte, then test once).
+SAME_HASH_LUA = """
+local function same_hash(a, b)
+  local diff = (#a == #b) and 0 or 1
+  for i = 1, math.min(#a, #b) do
+    diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
+  end
+  return diff == 0
+end
+"""
+
 # The Gather step, atomically: one round trip decides and counts.
 # KEYS[1] session hash; ARGV[1] now, ARGV[2] CallSid, ARGV[3] To,
 # ARGV[4] HMAC of the digits keyed in ('' when nothing was), ARGV[5] wrong codes
 # that lock the call, ARGV[6] re-prompts allowed after silence.
-_SUBMIT_CODE = session.step_script("""
+# The right code discloses the codeword, or on an office-number call verifies the number.
+_SUBMIT_CODE = session.step_script(
+    SAME_HASH_LUA
+    + """
 local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
 if why then return {'verdict', why} end
 local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'code_hash')
@@ -55,15 +69,11 @@ if ARGV[4] == '' then
   if silences > tonumber(ARGV[6]) then return {'verdict', 'silent'} end
   return {'verdict', 'reprompt'}
 end
--- Constant-time comparison of the two HMACs (XOR every byte, then test once).
-local a, b = s[3], ARGV[4]
-local diff = (#a == #b) and 0 or 1
-for i = 1, math.min(#a, #b) do
-  diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
-end
-if diff == 0 then
+local a = s[3]
+if same_hash(a, ARGV[4]) then
   -- Single use: the code is gone the moment it is accepted.
-  redis.call('HSET', KEYS[1], 'status', 'disclosed')
+  local office = redis.call('HGET', KEYS[1], 'purpose') == 'office'
+  redis.call('HSET', KEYS[1], 'status', office and 'verified' or 'disclosed')
   redis.call('HDEL', KEYS[1], 'code_hash', 'code_sealed')
   local name = redis.call('HGET', KEYS[1], 'practice_name') or ''
   return with_audit(KEYS[1], {'verdict', 'correct', 'code_hash', a, 'practice_name', name})
@@ -75,7 +85,8 @@ if wrong >= tonumber(ARGV[5]) then
   return with_audit(KEYS[1], {'verdict', 'locked'})
 end
 return {'verdict', 'wrong', 'remaining', tostring(tonumber(ARGV[5]) - wrong)}
-""")
+"""
+)
 
 
 @dataclass(frozen=True)

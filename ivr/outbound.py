@@ -1,4 +1,4 @@
-"""Placing the outbound verification call that support asks for.
+"""Placing an outbound verification call: support's codeword call, or an office-number check.
 
 Order matters so that a failure leaves nothing behind: every check and rate
 limit first, then the session is reserved (which also claims the practice's
@@ -21,6 +21,7 @@ from core.extensions import carrier, directory, limiter, redis_client
 from core.observability import CALLS_TRIGGERED, RATE_LIMITED
 from ivr import challenge, clock, session, tokens
 from store import keys
+from store.directory import PracticeRecord
 from store.ratelimit import Rule
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,31 @@ def request_call(
         RATE_LIMITED.labels("verification_call").inc()
         raise
 
+    return place_call(
+        practice,
+        purpose=session.CODEWORD,
+        actor=actor,
+        requested_by=requested_by,
+        rules=rules,
+        idem_key=idem_key,
+    )
+
+
+def place_call(
+    practice: PracticeRecord,
+    *,
+    purpose: str,
+    actor: str,
+    requested_by: str,
+    rules: list[Rule],
+    idem_key: str | None = None,
+) -> RequestedCall:
+    """Reserve a session with a fresh code, call the office number, spend ``rules``.
+
+    The caller has checked the practice and the limits. A practice with a live
+    call gets 409 naming it; if the carrier fails, nothing is left behind.
+    """
+    client = redis_client()
     now = clock.now()
     session_id = "VC" + secrets.token_hex(16)
     code = challenge.new_code()
@@ -94,6 +120,7 @@ def request_call(
         "actor": actor,
         "requested_by": requested_by,
         "status": "queued",
+        "purpose": purpose,
         "created_at": repr(now),
         "expires_at": repr(now + challenge.CODE_LIFETIME),
         "code_hash": challenge.code_hash(secret_key, session_id, code),
@@ -114,7 +141,7 @@ def request_call(
         fields=fields,
     )
     if verdict == "idempotent":
-        return _replay(client, named, practice_id)
+        return _replay(client, named, practice.id)
     if verdict == "live":
         raise Conflict(
             "a verification call to this practice is already in progress",
@@ -147,17 +174,17 @@ def request_call(
     except redis.RedisError:
         # The call is ringing: report it rather than an error the caller would retry.
         log.warning("verification call %s placed, but its bookkeeping failed", session_id)
-    CALLS_TRIGGERED.labels("codeword").inc()
-    log.info("verification call %s placed for practice %s", session_id, practice.id)
+    CALLS_TRIGGERED.labels(purpose).inc()
+    log.info("%s call %s placed for practice %s", purpose, session_id, practice.id)
     placed_fields = {**fields, "call_sid": placed.sid, "status": status, "placed": "1"}
     call = session.CallSession.from_hash(session_id, placed_fields)
     return RequestedCall(call=call, challenge_code=code, replayed=False)
 
 
 def get_call(session_id: str) -> session.CallSession:
-    """A verification call by id, or NotFound."""
+    """A verification call (for the codeword) by id, or NotFound."""
     call = session.load(redis_client(), session_id)
-    if call is None:
+    if call is None or call.purpose != session.CODEWORD:
         raise NotFound("no such verification call")
     return call
 
@@ -178,7 +205,11 @@ def _replay(client: redis.Redis, session_id: str, practice_id: str) -> Requested
         )
     code = None
     if call.code_sealed and call.status_at(clock.now()) in session.IN_PROGRESS:
-        code = directory().cipher.decrypt(call.code_sealed.encode())
+        try:
+            code = directory().cipher.decrypt(call.code_sealed.encode())
+        except ValueError:
+            # Sealed under a key no longer in CODEWORD_KEYS: the call stands, its code is not shown.
+            log.warning("verification call %s: its sealed code no longer decrypts", session_id)
     return RequestedCall(call=call, challenge_code=code, replayed=True)
 
 

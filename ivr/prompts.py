@@ -1,7 +1,8 @@
 """What the person on the verification call hears at each step, in English and Spanish.
 
 Each function returns a complete TwiML document. Only ``codeword_reading`` and
-``codeword_again`` ever carry the codeword.
+``codeword_again`` ever carry the codeword; an office-number call hears
+``office_greeting`` and ``office_verified`` in place of the greeting and the reading.
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ TEXT = {
             "This verification call has expired. Please ask support for a new one. Goodbye."
         ),
         "ended": "This verification call has ended. Goodbye.",
+        "office_greeting": (
+            "Hello. This is {brand}, calling to confirm that this is the office number "
+            "of {practice}."
+        ),
+        "office_verified": (
+            "Thank you. This number is now verified as the office number of {practice}. Goodbye."
+        ),
     },
     "es": {
         "greeting": (
@@ -62,6 +70,14 @@ TEXT = {
         "goodbye": "Gracias. Adiós.",
         "expired": ("Esta llamada de verificación ha caducado. Pida una nueva a soporte. Adiós."),
         "ended": "Esta llamada de verificación ha terminado. Adiós.",
+        "office_greeting": (
+            "Hola. Le llama {brand} para confirmar que este es el número de la oficina "
+            "de {practice}."
+        ),
+        "office_verified": (
+            "Gracias. Este número queda verificado como el número de la oficina de "
+            "{practice}. Adiós."
+        ),
     },
 }
 
@@ -99,6 +115,19 @@ def greeting(language: str, *, brand: str, practice: str, code_action: str) -> V
     lead = text(language, "greeting", brand=brand, practice=practice)
     _ask_for_code(response, language, code_action, lead)
     return response
+
+
+def office_greeting(language: str, *, brand: str, practice: str, code_action: str) -> VoiceResponse:
+    """An office-number call: why we call, then a Gather for the six-digit code."""
+    response = VoiceResponse()
+    lead = text(language, "office_greeting", brand=brand, practice=practice)
+    _ask_for_code(response, language, code_action, lead)
+    return response
+
+
+def office_verified(language: str, *, practice: str) -> VoiceResponse:
+    """The right code on an office-number call: the number is verified; goodbye."""
+    return _hang_up(language, "office_verified", practice=practice)
 
 
 def ask_again_after_silence(language: str, code_action: str) -> VoiceResponse:

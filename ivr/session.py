@@ -12,6 +12,7 @@ once its expiry has passed even if Redis still holds the key.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -20,10 +21,16 @@ import redis
 
 from store import keys
 
+# What a call is for: reading the codeword (support asks), or proving the office
+# number (an admin asks). The session's ``purpose`` field; absent means the codeword.
+CODEWORD = "codeword"
+OFFICE = "office"
+
 # Our statuses (the contract's), in the order a call moves through them.
 IN_PROGRESS = ("queued", "ringing", "in-progress")
 FINAL = (
     "disclosed",
+    "verified",
     "locked",
     "voicemail",
     "completed",
@@ -76,7 +83,7 @@ end
 
 -- Append the fields an audit event needs to a flat key/value reply.
 local function with_audit(key, reply)
-  local names = {'practice_id', 'actor', 'requested_by', 'to', 'call_sid'}
+  local names = {'practice_id', 'actor', 'requested_by', 'to', 'call_sid', 'purpose'}
   local values = redis.call('HMGET', key, unpack(names))
   for i, name in ipairs(names) do
     table.insert(reply, name)
@@ -158,8 +165,9 @@ _ANSWER = (
     + """
 local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
 if why then return {'verdict', why} end
-local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'practice_name', 'language')
-local reply = {'practice_name', s[3], 'language', s[4]}
+local s = redis.call(
+  'HMGET', KEYS[1], 'status', 'expires_at', 'practice_name', 'language', 'purpose')
+local reply = {'practice_name', s[3], 'language', s[4], 'purpose', s[5] or ''}
 if rank(s[1]) == 3 then
   table.insert(reply, 'verdict'); table.insert(reply, 'ended'); return reply
 end
@@ -218,9 +226,11 @@ return with_audit(KEYS[1], reply)
 """
 )
 
-# KEYS[1] session hash. The codeword could not be read after the right code.
+# KEYS[1] session hash. The codeword could not be read (or the office number not
+# marked verified) after the right code.
 _UNDO_DISCLOSURE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'disclosed' then return 0 end
+local status = redis.call('HGET', KEYS[1], 'status')
+if status ~= 'disclosed' and status ~= 'verified' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'failed')
 return 1
 """
@@ -258,6 +268,7 @@ class CallSession:
     call_sid: str | None
     code_sealed: str | None
     placed: bool
+    purpose: str = CODEWORD
 
     @classmethod
     def from_hash(cls, session_id: str, fields: dict[str, str]) -> CallSession:
@@ -275,6 +286,7 @@ class CallSession:
             call_sid=fields.get("call_sid") or None,
             code_sealed=fields.get("code_sealed") or None,
             placed=fields.get("placed") == "1",
+            purpose=fields.get("purpose") or CODEWORD,
         )
 
     def status_at(self, now: float) -> str:
@@ -403,7 +415,31 @@ def record_status(
     )
 
 
+# KEYS[1] session hash; ARGV[1] the sealed code as read, ARGV[2] the same code resealed.
+# Replaced only if unchanged: a code used meanwhile stays deleted.
+_RESEAL = """
+if redis.call('HGET', KEYS[1], 'code_sealed') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'code_sealed', ARGV[2])
+return 1
+"""
+
+
+def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
+    """Re-encrypt every call's sealed challenge code with ``reseal``; returns how many.
+
+    Codes are sealed (CODEWORD_KEYS) only for idempotent repeats of a support request.
+    """
+    script = client.register_script(_RESEAL)
+    count = 0
+    for key in client.scan_iter(match=keys.call_session("*"), count=500):
+        sealed = cast(str | None, client.hget(key, "code_sealed"))
+        if sealed:
+            resealed = reseal(sealed.encode()).decode()
+            count += int(cast(int, script(keys=[key], args=[sealed, resealed])))
+    return count
+
+
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:
-    """Mark a call ``failed`` whose codeword could not be read after the right code."""
+    """Mark a call ``failed`` whose right code led nowhere (codeword unread, number unmarked)."""
     script = client.register_script(_UNDO_DISCLOSURE)
     return bool(script(keys=[keys.call_session(session_id)]))

@@ -2,7 +2,8 @@
 
 Each step makes one Redis round trip (a script in ``session`` or ``challenge``)
 and decides what the caller hears. SQL is touched only to read the codeword
-after the right code, and to append outcomes to the audit trail.
+after the right code (or, on an office-number call, to mark the number verified),
+and to append outcomes to the audit trail.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from twilio.twiml.voice_response import VoiceResponse
 from core.errors import Conflict, ServiceError
 from core.extensions import directory, redis_client
 from core.observability import DISCLOSURES, LOCKOUTS, note_outcome
-from ivr import challenge, clock, prompts, session, tokens
+from ivr import challenge, clock, office_number, prompts, session, tokens
 from ivr.session import CallerCheck
+from sms import notices
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +69,10 @@ def answer_call(ref: tokens.CallRef, call: CallerCheck, answered_by: str) -> Voi
     if reply["verdict"] == "voicemail":
         record_outcome(reply, "voicemail")
         return prompts.voicemail(language, brand=brand, practice=practice)
+    if reply.get("purpose") == session.OFFICE:
+        return prompts.office_greeting(
+            language, brand=brand, practice=practice, code_action=_code_action(ref)
+        )
     return prompts.greeting(language, brand=brand, practice=practice, code_action=_code_action(ref))
 
 
@@ -95,6 +101,9 @@ def take_code(ref: tokens.CallRef, call: CallerCheck, digits: str) -> VoiceRespo
         LOCKOUTS.inc()
         record_outcome(result.audit, "locked")
         return prompts.locked(language)
+    if result.audit.get("purpose") == session.OFFICE:
+        verify_office_number(ref, result.audit)
+        return prompts.office_verified(language, practice=result.audit.get("practice_name", ""))
     codeword = disclose_codeword(ref, result.audit)
     return prompts.codeword_reading(
         language,
@@ -121,7 +130,34 @@ def disclose_codeword(ref: tokens.CallRef, audit: dict[str, str]) -> str:
     DISCLOSURES.labels("voice").inc()
     note_outcome("disclosed")
     log.info("verification call %s: codeword disclosed", ref.session_id)
+    notices.after_disclosure(
+        notices.Disclosure(
+            practice_id=ref.practice_id,
+            practice_name=audit.get("practice_name", ""),
+            channel="voice",
+            to=audit["to"],
+            requested_by=audit.get("requested_by") or audit.get("actor") or "support",
+            by_support=True,
+            at=clock.now(),
+        )
+    )
     return codeword
+
+
+def verify_office_number(ref: tokens.CallRef, audit: dict[str, str]) -> None:
+    """Mark the office number verified after the right code, if it is still the number called.
+
+    If it changed meanwhile (or anything fails), the call is marked failed.
+    """
+    try:
+        if not directory().set_office_number_verified(ref.practice_id, audit["to"]):
+            raise Conflict("the office number changed during the call")
+        record_outcome(audit, "verified")
+    except Exception:
+        _undo_disclosure(ref, audit)
+        raise
+    note_outcome("verified")
+    log.info("office number call %s: number verified", ref.session_id)
 
 
 def repeat_codeword(ref: tokens.CallRef, call: CallerCheck, pressed: str) -> VoiceResponse:
@@ -161,6 +197,8 @@ def record_call_status(ref: tokens.CallRef, call: CallerCheck, call_status: str)
 
 def record_outcome(audit: dict[str, str], outcome: str) -> None:
     """Append a verification call's outcome to the practice's audit trail."""
+    if audit.get("purpose") == session.OFFICE:
+        outcome = office_number.audit_outcome(outcome)
     directory().record_event(
         audit["practice_id"],
         channel="voice",
@@ -173,7 +211,7 @@ def record_outcome(audit: dict[str, str], outcome: str) -> None:
 
 
 def _undo_disclosure(ref: tokens.CallRef, audit: dict[str, str]) -> None:
-    """The codeword was not read after all: say so in the session and the audit trail."""
+    """The right code led nowhere after all: say so in the session and the audit trail."""
     try:
         if session.undo_disclosure(redis_client(), ref.session_id):
             record_outcome(audit, "failed")

@@ -4,6 +4,7 @@ Both ways a codeword text starts end here: an admin's CODEWORD keyword
 (sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py).
 The text goes with a short ValidityPeriod and a status callback, so that
 sms/delivery.py can redact its body at Twilio once it is delivered or failed.
+Once it is sent, the practice's other admins are told (sms/notices.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
 from core.telephony import RecipientOptedOut
+from ivr import clock
+from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
 from store.directory import PracticeRecord, UserRecord
@@ -94,6 +97,17 @@ def send_codeword_text(
         raise
     DISCLOSURES.labels("sms").inc()
     _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
+    notices.after_disclosure(
+        notices.Disclosure(
+            practice_id=practice.id,
+            practice_name=practice.name,
+            channel="sms",
+            to=number,
+            requested_by=requested_by or user.name,
+            by_support=actor != SELF,
+            at=clock.now(),
+        )
+    )
     return CodewordText(id=sid, status="queued", to=mask(number) or "")
 
 

@@ -7,11 +7,13 @@ otherwise take a third segment; the codeword never is.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from sms.segments import fits
+from sms.segments import GSM7_BASIC, fits
 
 ELLIPSIS = "..."
 # Shortest a practice name gets in the list before entries are left out instead.
@@ -32,6 +34,20 @@ def fit_name(build: Callable[[str], str], name: str) -> str:
         if fits(text):
             return text
     return build(shorten(name, 1))
+
+
+def gsm7_only(text: str) -> str:
+    """``text`` in GSM-7 characters: accents dropped where GSM-7 lacks the letter, else "?"."""
+    out = []
+    for ch in text:
+        if ch not in GSM7_BASIC:
+            ch = unicodedata.normalize("NFKD", ch)[0]
+        out.append(ch if ch in GSM7_BASIC and ch not in "\r\n" else "?")
+    return "".join(out)
+
+
+# Longest a requester's name gets in a disclosure notice.
+MAX_REQUESTER = 40
 
 
 @dataclass(frozen=True)
@@ -115,6 +131,40 @@ class Texts:
             if fits(text):
                 return text
         return build([shorten(practice_names[0], MIN_NAME)], total)
+
+    def cell_verification_code(self, code: str, minutes: int) -> str:
+        """The code that proves a cell number; never the codeword."""
+        return (
+            f"{self.brand}: your code to verify this cell phone is {code}. It expires in "
+            f"{minutes} minutes. If you did not expect it, ignore this text."
+        )
+
+    def disclosure_notice(
+        self,
+        practice_name: str,
+        *,
+        channel: str,
+        to_masked: str,
+        at: float,
+        requested_by: str,
+        by_support: bool,
+    ) -> str:
+        """Tell another admin the codeword was handed out: when, how, where, at whose request.
+
+        Never the codeword.
+        """
+        when = datetime.fromtimestamp(at, UTC).strftime("on %Y-%m-%d at %H:%M UTC")
+        how = "read out on a call to" if channel == "voice" else "texted to"
+        via = " through support" if by_support else " by texting CODEWORD"
+        who = shorten(gsm7_only(requested_by), MAX_REQUESTER)
+        return fit_name(
+            lambda name: (
+                f"{self.brand}: the Practice Codeword of {name} was {how} {to_masked} "
+                f"{when}, requested by {who}{via}. Not expected? Contact {self.support}. "
+                "Reply STOP to opt out."
+            ),
+            gsm7_only(practice_name),
+        )
 
     def codeword(self, practice_name: str, codeword: str, *, by_support: bool) -> str:
         """The codeword text itself."""

@@ -277,6 +277,23 @@ class Directory:
             rows = s.execute(_ADMINS_WITH_VERIFIED_CELL, {"number": number}).all()
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]
 
+    def admins_to_notify(self, practice_id: str) -> list[UserRecord]:
+        """The practice's admins with a verified cell that has not opted out (one query)."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(User)
+                .outerjoin(OptOut, OptOut.number == User.cell_number)
+                .where(
+                    User.practice_id == practice_id,
+                    User.role == "admin",
+                    User.cell_number.is_not(None),
+                    User.cell_number_verified.is_(True),
+                    OptOut.number.is_(None),
+                )
+                .order_by(User.id)
+            ).all()
+            return [_user_record(u) for u in rows]
+
     # Codeword ----------------------------------------------------------------
 
     def read_codeword(self, practice_id: str) -> str | None:

@@ -498,3 +498,59 @@ def gunicorn_server(
 
     with _process(cmd, f"gunicorn {app}", ready, timeout, full_env, Path(cwd)):
         yield url
+
+
+# --- PostgreSQL -----------------------------------------------------------------------
+
+
+def _postgres_bin(name: str) -> str | None:
+    """A PostgreSQL server program from PATH or Debian's versioned folder."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(candidates[-1]) if candidates else None
+
+
+def postgres_available() -> bool:
+    """Whether a PostgreSQL server can be started here."""
+    return bool(_postgres_bin("initdb") and _postgres_bin("postgres"))
+
+
+@contextlib.contextmanager
+def postgres_server(timeout: float = 30) -> Iterator[str]:
+    """Run a throwaway PostgreSQL cluster on a free port; yield its SQLAlchemy URL.
+
+    PostgreSQL refuses to run as root, so as root it runs as the ``postgres`` user.
+    """
+    initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+    if not initdb or not postgres:
+        raise RuntimeError("PostgreSQL is not installed; run scripts/bootstrap --dev")
+    as_user: list[str] = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="test-postgres-") as tmp:
+        data = Path(tmp) / "data"
+        data.mkdir()
+        if as_user:
+            shutil.chown(tmp, "postgres")
+            shutil.chown(data, "postgres")
+        subprocess.run(
+            [*as_user, initdb, "-D", str(data), "-A", "trust", "-U", "postgres", "--no-sync"],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+        cmd = [*as_user, postgres, "-D", str(data), "-p", str(port), "-h", HOST, "-k", tmp,
+               "-c", "fsync=off", "-c", "full_page_writes=off"]  # fmt: skip
+
+        def ready() -> bool:
+            import psycopg
+
+            try:
+                psycopg.connect(f"host={HOST} port={port} user=postgres", connect_timeout=1).close()
+            except psycopg.OperationalError:
+                return False
+            return True
+
+        with _process(cmd, "postgres", ready, timeout, cwd=Path(tmp)):
+            yield f"postgresql://postgres@{HOST}:{port}/postgres"

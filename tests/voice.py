@@ -119,6 +119,8 @@ class TwilioCall:
         assert response.status_code == 200, response.status_code
         assert response.mimetype == "text/xml"
         body = response.get_data(as_text=True)
+        # Done with it, as a server is once the response is sent (work deferred to then runs).
+        response.close()
         self.documents.append(body)
         root = ET.fromstring(body)  # noqa: S314 (our own server's TwiML)
         assert root.tag == "Response"

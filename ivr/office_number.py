@@ -1,0 +1,65 @@
+"""Proving a practice's office number: a call that asks for a code shown to the admin.
+
+An admin asks (admin API); the office number is called like a verification call,
+with ``purpose`` ``office``; whoever answers keys in the six-digit code the main
+application shows the admin. The right code marks the office number verified,
+if it is still the number called. The codeword is never read on this call.
+"""
+
+from __future__ import annotations
+
+from flask import current_app
+from limits import parse_many
+
+from core.errors import NotFound, RateLimited
+from core.extensions import directory, limiter, redis_client
+from core.observability import RATE_LIMITED
+from ivr import outbound, session
+from store.ratelimit import Rule
+
+# Audit outcomes of an office-number call; other final statuses read
+# ``office_verification_<status>``, e.g. ``office_verification_no-answer``.
+OUTCOMES = {"verified": "office_verified"}
+
+
+def audit_outcome(status: str) -> str:
+    """The audit trail's name for how an office-number call ended."""
+    return OUTCOMES.get(status, f"office_verification_{status}")
+
+
+def rate_limit_rules(practice_id: str) -> list[Rule]:
+    """Per practice (3/hour by default, ``OFFICE_VERIFICATIONS_PER_PRACTICE``)."""
+    return [
+        Rule(limit, "office-verification:practice", practice_id)
+        for limit in parse_many(current_app.config["OFFICE_VERIFICATIONS_PER_PRACTICE"])
+    ]
+
+
+def request_verification(
+    practice_id: str, *, actor: str, requested_by: str | None
+) -> outbound.RequestedCall:
+    """Call the practice's office number (verified or not) with a fresh code."""
+    practice = directory().get_practice(practice_id)
+    if practice is None:
+        raise NotFound("no such practice")
+    rules = rate_limit_rules(practice.id)
+    try:
+        limiter().check(*rules, message="too many office number verifications, try again later")
+    except RateLimited:
+        RATE_LIMITED.labels("office_verification").inc()
+        raise
+    return outbound.place_call(
+        practice,
+        purpose=session.OFFICE,
+        actor=actor,
+        requested_by=requested_by or actor,
+        rules=rules,
+    )
+
+
+def get_verification(practice_id: str, verification_id: str) -> session.CallSession:
+    """An office-number call of this practice by id, or NotFound."""
+    call = session.load(redis_client(), verification_id)
+    if call is None or call.purpose != session.OFFICE or call.practice_id != practice_id:
+        raise NotFound("no such office number verification")
+    return call

@@ -1,6 +1,6 @@
 """Load the hot webhooks under gunicorn and real Redis, beside a bare Flask baseline.
 
-    .venv/bin/python -m bench.run [--seconds 10] [--connections 8] [--only answer]
+    scripts/bench [--seconds 10] [--rounds 1] [--connections 8] [--only answer,help]
 
 For each step it reports throughput and p50/p99 latency from wrk, the same for a
 bare Flask endpoint rendering equivalent TwiML under the same gunicorn settings

@@ -44,6 +44,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from ivr.challenge import CODE_LIFETIME
 from tests import servers
 
 PUBLIC_BASE_URL = "https://codeword.example.com"
@@ -940,6 +941,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the report to this file as JSON")
     args = parser.parse_args(argv)
+    if args.seconds * args.rounds * 2 > CODE_LIFETIME - 60:
+        # A step's call sessions are made just before its runs; they must outlive them.
+        parser.error(f"--seconds x --rounds x 2 must stay under {CODE_LIFETIME - 60} s")
     if not args.no_load and not shutil.which("wrk"):
         print("wrk is not installed: scripts/bootstrap --dev installs it", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ from api import validation as v
 from core.auth import require_token
 from core.errors import InvalidInput, NotFound
 from core.extensions import directory
+from core.observability import DISCLOSURES, note_outcome
 from store import directory as store
 from store.codewords import generate_codeword, validate_codeword
 
@@ -96,6 +97,8 @@ def read_codeword(practice_id: str) -> Response:
     if codeword is None:
         raise NotFound("this practice has no codeword yet", code="no_codeword")
     directory().record_event(practice.id, channel="app", outcome="disclosed", actor=g.actor)
+    DISCLOSURES.labels("app").inc()
+    note_outcome("disclosed")
     return jsonify({"codeword": codeword})
 
 

@@ -29,6 +29,7 @@ from prometheus_client import (
     generate_latest,
     multiprocess,
 )
+from werkzeug.exceptions import HTTPException
 
 CALLS_TRIGGERED = Counter(
     "codeword_verification_calls_total", "Verification calls placed", ["purpose"]
@@ -102,6 +103,14 @@ def _request_id() -> str:
     return secrets.token_hex(8)
 
 
+def _webhook_form() -> Any:
+    """The webhook's form, or nothing when it could not be read (too large, say)."""
+    try:
+        return request.form
+    except HTTPException:
+        return {}
+
+
 def init_app(app: Flask) -> None:
     """Log one line per request, time webhooks, and serve ``/metrics``."""
     log = logging.getLogger("codeword.request")
@@ -117,7 +126,7 @@ def init_app(app: Flask) -> None:
         webhook = request.blueprint in WEBHOOK_BLUEPRINTS
         if webhook and request.endpoint:
             WEBHOOK_SECONDS.labels(request.endpoint).observe(elapsed)
-        form = request.form if webhook else {}
+        form = _webhook_form() if webhook else {}
         log.info(
             "request",
             extra={

@@ -31,6 +31,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # Twilio error codes that mean "this recipient will not take our texts".
 OPTED_OUT_ERRORS = {21610}
+# Seconds to wait on Twilio's API: to connect (its edge answers within milliseconds,
+# so longer means unreachable), then for its answer. A call or text Twilio took but
+# answered late may still go out, so the wait for the answer is generous.
+CONNECT_TIMEOUT = 2.0
+READ_TIMEOUT = 5.0
 CALL_STATUS_EVENTS = ["initiated", "ringing", "answered", "completed"]
 # The account the simulated carrier (and the terminal phone playing Twilio) speaks for
 # when no TWILIO_ACCOUNT_SID is configured; webhooks in simulation carry it as AccountSid.
@@ -98,6 +103,10 @@ class RecipientOptedOut(Conflict):
     code = "recipient_opted_out"
 
 
+class CarrierTimedOut(CarrierUnavailable):
+    """Twilio took the request but did not answer in time: it may still carry it out."""
+
+
 @dataclass(frozen=True)
 class PlacedCall:
     sid: str
@@ -133,6 +142,8 @@ class Carrier(Protocol):
 def _carrier_error(exc: Exception) -> ServiceError:
     if isinstance(exc, TwilioRestException) and exc.code in OPTED_OUT_ERRORS:
         return RecipientOptedOut("the recipient has opted out of texts from this number")
+    if isinstance(exc, requests.ReadTimeout):
+        return CarrierTimedOut("the phone carrier did not answer in time, try again")
     return CarrierUnavailable("the phone carrier is unavailable, try again")
 
 
@@ -145,9 +156,12 @@ class TwilioCarrier:
         auth_token: str,
         from_number: str,
         api_base_url: str | None = None,
-        timeout: float = 5.0,
+        timeout: float | tuple[float, float] = (CONNECT_TIMEOUT, READ_TIMEOUT),
     ) -> None:
-        self.client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+        http_client = TwilioHttpClient()
+        # Passed on to requests, which takes (connect, read); the constructor takes a number only.
+        http_client.timeout = timeout
+        self.client = Client(account_sid, auth_token, http_client=http_client)
         if api_base_url:
             self.client.api.base_url = api_base_url.rstrip("/")
         self.from_number = from_number

@@ -21,7 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
-from core.telephony import RecipientOptedOut
+from core.telephony import CarrierTimedOut, RecipientOptedOut
 from ivr import clock
 from sms import notices
 from sms.limits import number_rule, practice_rule
@@ -72,7 +72,9 @@ def send_codeword_text(
 
     The caller has checked the limits. Raises NoCodeword, RecipientOptedOut (also
     when Twilio reports error 21610, which is then kept as our opt-out too) or
-    CarrierUnavailable; nothing is recorded or counted then.
+    CarrierUnavailable; nothing is recorded or counted then, unless Twilio took the
+    text and did not answer in time (CarrierTimedOut): it may be on its way, so it is
+    audited as ``unconfirmed`` and counted.
     """
     if not may_receive_codeword(user) or user.cell_number is None:
         raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
@@ -95,8 +97,27 @@ def send_codeword_text(
     except RecipientOptedOut:
         directory().opt_out(number)
         raise
+    except CarrierTimedOut:
+        _record_sent(
+            practice.id, number, None, actor=actor, requested_by=requested_by, outcome="unconfirmed"
+        )
+        # It may have reached the admin: better a notice too many than a disclosure unheard of.
+        _notify(practice, user, number, actor=actor, requested_by=requested_by)
+        raise
     DISCLOSURES.labels("sms").inc()
     _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
+    _notify(practice, user, number, actor=actor, requested_by=requested_by)
+    return CodewordText(id=sid, status="queued", to=mask(number) or "")
+
+
+def _notify(
+    practice: PracticeRecord,
+    user: UserRecord,
+    number: str,
+    *,
+    actor: str,
+    requested_by: str | None,
+) -> None:
     notices.after_disclosure(
         notices.Disclosure(
             practice_id=practice.id,
@@ -108,18 +129,23 @@ def send_codeword_text(
             at=clock.now(),
         )
     )
-    return CodewordText(id=sid, status="queued", to=mask(number) or "")
 
 
 def _record_sent(
-    practice_id: str, number: str, sid: str, *, actor: str, requested_by: str | None
+    practice_id: str,
+    number: str,
+    sid: str | None,
+    *,
+    actor: str,
+    requested_by: str | None,
+    outcome: str = "sent",
 ) -> None:
     """Audit and count a text already sent; a failure here must not undo or repeat it."""
     try:
         directory().record_event(
             practice_id,
             channel="sms",
-            outcome="sent",
+            outcome=outcome,
             actor=actor,
             to_number=number,
             requested_by=requested_by,

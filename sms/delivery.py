@@ -23,14 +23,20 @@ IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 TWILIO = "twilio"
 
 
-def record_delivery(practice_id: str, message_sid: str, status: str, to: str | None) -> None:
-    """Act on one status report: at a final status, redact the text and audit the outcome."""
+def record_delivery(practice_id: str, message_sid: str, status: str, to: str | None) -> str:
+    """Act on one status report: at a final status, redact the text and audit the outcome.
+
+    Returns what came of it, for the request log: the status (``delivered``), with
+    ``:not-redacted`` if Twilio would not redact, or ``ignored`` before a final status.
+    """
     if status not in FINAL_STATUSES or not MESSAGE_SID.fullmatch(message_sid):
-        return
+        return "ignored"
+    outcome = status
     try:
         carrier().redact_message(message_sid)
     except ServiceError as exc:
         log.error("codeword text %s to %s not redacted: %s", message_sid, mask(to), exc.code)
+        outcome = f"{status}:not-redacted"
     if IDENTIFIER.fullmatch(practice_id):
         directory().record_event(
             practice_id,
@@ -40,3 +46,4 @@ def record_delivery(practice_id: str, message_sid: str, status: str, to: str | N
             to_number=to,
             reference=message_sid,
         )
+    return outcome

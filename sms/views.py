@@ -30,10 +30,11 @@ def inbound() -> Response:
 @twilio_webhook
 def status() -> Response:
     """Twilio reports a codeword text's delivery."""
-    record_delivery(
+    outcome = record_delivery(
         request.args.get("practice_id", ""),
         request.form.get("MessageSid", ""),
         request.form.get("MessageStatus") or request.form.get("SmsStatus", ""),
         request.form.get("To"),
     )
+    note_outcome(outcome)
     return twiml(MessagingResponse())

@@ -440,14 +440,16 @@ def _handler_for(recorder: TwilioRecorder) -> type[BaseHTTPRequestHandler]:
                 status, payload = _twilio_answer(self.command, split.path, request.form)
                 headers = {}
             data = b"" if payload is None else json.dumps(payload).encode()
-            self.send_response(status)
-            if payload is not None:
-                self.send_header("Content-Type", "application/json")
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # A client that gave up waiting for a delayed answer has hung up by now.
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                if payload is not None:
+                    self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
 
         do_GET = do_POST = do_DELETE = do_PUT = _handle
 
@@ -476,6 +478,14 @@ def recording_fake() -> Iterator[tuple[str, TwilioRecorder]]:
 # --- gunicorn -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Gunicorn:
+    """A running gunicorn: its URL, and the file its master and workers write to."""
+
+    url: str
+    log: Path
+
+
 @contextlib.contextmanager
 def gunicorn_server(
     env: Mapping[str, str],
@@ -485,6 +495,19 @@ def gunicorn_server(
     config: str | Path | None = REPO / "gunicorn.conf.py",
 ) -> Iterator[str]:
     """Run app under gunicorn with config (None: none) and extra env; yield its URL."""
+    with gunicorn(env, app, timeout, cwd, config) as server:
+        yield server.url
+
+
+@contextlib.contextmanager
+def gunicorn(
+    env: Mapping[str, str],
+    app: str = "wsgi:app",
+    timeout: float = 20,
+    cwd: str | Path = REPO,
+    config: str | Path | None = REPO / "gunicorn.conf.py",
+) -> Iterator[Gunicorn]:
+    """Like gunicorn_server, but yield the log too (stdout and stderr of every process)."""
     port = free_port()
     url = f"http://{HOST}:{port}"
     cmd = [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}"]
@@ -496,8 +519,8 @@ def gunicorn_server(
     def ready() -> bool:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
 
-    with _process(cmd, f"gunicorn {app}", ready, timeout, full_env, Path(cwd)):
-        yield url
+    with _process(cmd, f"gunicorn {app}", ready, timeout, full_env, Path(cwd)) as log:
+        yield Gunicorn(url, log)
 
 
 # --- PostgreSQL -----------------------------------------------------------------------
@@ -554,3 +577,91 @@ def postgres_server(timeout: float = 30) -> Iterator[str]:
 
         with _process(cmd, "postgres", ready, timeout, cwd=Path(tmp)):
             yield f"postgresql://postgres@{HOST}:{port}/postgres"
+
+
+def _pg_ready(port: int) -> bool:
+    """True once the server takes a connection and answers a query."""
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            host=HOST, port=port, user="postgres", dbname="postgres", connect_timeout=1
+        ):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+class PostgresProcess:
+    """A throwaway PostgreSQL cluster on a fixed loopback port; can stop and restart.
+
+    PostgreSQL refuses to run as root; as root it runs as the ``postgres`` user
+    (through setpriv, which execs in place, so signals reach the server itself).
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        initdb, self.postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+        if not initdb or not self.postgres:
+            raise RuntimeError("PostgreSQL is not installed; run scripts/bootstrap --dev")
+        self.port = port or free_port()
+        self.url = f"postgresql://postgres@{HOST}:{self.port}/postgres"
+        self._dir = tempfile.TemporaryDirectory(prefix="test-postgres-")
+        self.data = Path(self._dir.name) / "data"
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._as_user: list[str] = []
+        if os.geteuid() == 0:
+            self._as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
+            shutil.chown(self._dir.name, "postgres")
+        subprocess.run(
+            [*self._as_user, initdb, "-D", str(self.data), "-U", "postgres",
+             "-A", "trust", "--no-sync", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, timeout: float = 20) -> None:
+        """Start the server (again) and wait until it answers."""
+        if self.running:
+            return
+        cmd = [
+            *self._as_user,
+            self.postgres,
+            "-D", str(self.data),
+            "-p", str(self.port),
+            "-k", self._dir.name,
+            "-c", f"listen_addresses={HOST}",
+            "-c", "fsync=off",
+            "-c", "full_page_writes=off",
+        ]  # fmt: skip
+        log_path = Path(self._dir.name) / "postgres.log"
+        with log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        try:
+            _wait_until(lambda: _pg_ready(self.port), timeout, "postgres", self._proc)
+        except (RuntimeError, TimeoutError) as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}; its log:\n{_log_tail(log_path)}") from None
+
+    def stop(self) -> None:
+        """Stop the server with a fast shutdown: open connections are cut."""
+        if self._proc is not None:
+            _stop_group(self._proc, signal.SIGINT)
+            self._proc = None
+
+    def close(self) -> None:
+        self.stop()
+        self._dir.cleanup()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

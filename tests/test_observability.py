@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from flask import Flask
 from flask.testing import FlaskClient
 
 from tests import servers
@@ -80,3 +81,17 @@ def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str
     count = re.search(r'codeword_webhook_seconds_count\{endpoint="ivr.inbound"\} (\S+)', text)
     assert count is not None, text
     assert float(count.group(1)) == 12
+
+
+def test_a_webhook_too_large_to_read_is_refused_413_and_logged_once(
+    app: Flask, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """The request log line reads no form it cannot read: no error, no missing line."""
+    app.config["TESTING"] = False
+    client = app.test_client()
+    capfd.readouterr()
+    form = {"From": "+12025550111", "Body": "9" * (app.config["MAX_CONTENT_LENGTH"] + 1)}
+    response = post_signed(client, "/sms/inbound", form)
+    assert response.status_code == 413
+    logged = json_lines(capfd.readouterr().err)
+    assert [(e["level"], e["msg"], e.get("status")) for e in logged] == [("info", "request", 413)]

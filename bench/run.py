@@ -211,6 +211,7 @@ class Setup:
         self.validator = RequestValidator(AUTH_TOKEN)
         self._workdir = workdir
         self._app: Flask | None = None
+        self.sessions_made = 0
 
     def sign(self, path: str, form: dict[str, str]) -> SignedRequest:
         """Sign ``form`` for our public URL + ``path`` exactly as Twilio does."""
@@ -367,9 +368,6 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
     return calls
 
 
-_sessions_made = 0
-
-
 def placed_calls(
     setup: Setup, count: int, *, answered: bool, endpoint: str
 ) -> list[tuple[PlacedCall, str]]:
@@ -380,8 +378,8 @@ def placed_calls(
     """
     from ivr import tokens
 
-    global _sessions_made
-    first, _sessions_made = _sessions_made, _sessions_made + count
+    # Numbered on from the last step's, so that no two sessions share a practice.
+    first, setup.sessions_made = setup.sessions_made, setup.sessions_made + count
     workers = min(os.cpu_count() or 1, max(1, count // 500))
     chunk = -(-count // workers)
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:

@@ -11,6 +11,9 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 # Platforms route to the port they set; 0.0.0.0 is what they expect.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
+# One worker per core; threads let a worker serve others while one waits on Redis or
+# the database. The benchmark (docs/bench.md) found CPU per request the same for every
+# mix it tried on two cores, so these stay the defaults.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 worker_class = "gthread"

@@ -34,11 +34,11 @@ class NotThisCall(ServiceError):
 
 
 def _code_action(ref: tokens.CallRef) -> str:
-    return tokens.callback_url("ivr.verification_code", tokens.sign(ref))
+    return tokens.callback_url("ivr.verification_code", tokens.token_for(ref))
 
 
 def _repeat_action(ref: tokens.CallRef) -> str:
-    return tokens.callback_url("ivr.verification_repeat", tokens.sign(ref))
+    return tokens.callback_url("ivr.verification_repeat", tokens.token_for(ref))
 
 
 def _refuse_or_close(

@@ -6,8 +6,9 @@ is one we handed out for this call session, and not long ago.
 
 from __future__ import annotations
 
+import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import current_app, url_for
@@ -37,12 +38,18 @@ class CallRef:
     session_id: str
     practice_id: str
     language: str
+    # The token this reference was read from, if any (see ``token_for``).
+    token: str = field(default="", compare=False, repr=False)
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(
-        current_app.config["SECRET_KEY"], salt=SALT, signer=_ClockedSigner
-    )
+    return _serializer_for(current_app.config["SECRET_KEY"])
+
+
+@functools.lru_cache(maxsize=8)
+def _serializer_for(secret_key: str) -> URLSafeTimedSerializer:
+    # Building one costs more than using it; it holds nothing but the key.
+    return URLSafeTimedSerializer(secret_key, salt=SALT, signer=_ClockedSigner)
 
 
 def sign(ref: CallRef) -> str:
@@ -63,7 +70,18 @@ def load(token: str) -> CallRef | None:
         return None
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "spl"):
         return None
-    return CallRef(session_id=data["s"], practice_id=data["p"], language=data["l"])
+    return CallRef(session_id=data["s"], practice_id=data["p"], language=data["l"], token=token)
+
+
+def token_for(ref: CallRef) -> str:
+    """The token for a callback URL of ``ref``'s call: the one its webhook came with, if any.
+
+    Every callback of a call names the same session, so the token made when the
+    call was placed serves each of them, as it already does the status callback
+    (MAX_AGE outlasts any call); signing a new one at every step costs time and
+    proves nothing more.
+    """
+    return ref.token or sign(ref)
 
 
 def callback_url(endpoint: str, token: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import create_engine, delete, event, select, text
+from sqlalchemy import bindparam, create_engine, delete, event, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -123,6 +123,23 @@ def _aware(value: datetime) -> datetime:
 
 class NotFound(LookupError):
     """The practice or user does not exist."""
+
+
+# The look-ups every inbound text makes, built once: building a statement (and its
+# cache key) costs more than running it.
+_OPTED_OUT = select(OptOut.number).where(OptOut.number == bindparam("number"))
+_IS_ADMIN_CELL = (
+    User.cell_number == bindparam("number"),
+    User.cell_number_verified.is_(True),
+    User.role == "admin",
+)
+_ANY_ADMIN_WITH_VERIFIED_CELL = select(User.practice_id).where(*_IS_ADMIN_CELL).limit(1)
+_ADMINS_WITH_VERIFIED_CELL = (
+    select(User, Practice)
+    .join(Practice, Practice.id == User.practice_id)
+    .where(*_IS_ADMIN_CELL)
+    .order_by(Practice.name, Practice.id)
+)
 
 
 class Directory:
@@ -252,17 +269,12 @@ class Directory:
 
     def admins_with_verified_cell(self, number: str) -> list[tuple[UserRecord, PracticeRecord]]:
         """Every admin whose verified cell is ``number``, with their practice."""
+        with self.engine.connect() as conn:
+            # Most numbers are no admin's: a plain query says so without an ORM session.
+            if conn.execute(_ANY_ADMIN_WITH_VERIFIED_CELL, {"number": number}).first() is None:
+                return []
         with self.session() as s:
-            rows = s.execute(
-                select(User, Practice)
-                .join(Practice, Practice.id == User.practice_id)
-                .where(
-                    User.cell_number == number,
-                    User.cell_number_verified.is_(True),
-                    User.role == "admin",
-                )
-                .order_by(Practice.name, Practice.id)
-            ).all()
+            rows = s.execute(_ADMINS_WITH_VERIFIED_CELL, {"number": number}).all()
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]
 
     def admins_to_notify(self, practice_id: str) -> list[UserRecord]:
@@ -338,8 +350,9 @@ class Directory:
             s.execute(delete(OptOut).where(OptOut.number == number))
 
     def is_opted_out(self, number: str) -> bool:
-        with self.session() as s:
-            return s.get(OptOut, number) is not None
+        # A plain read on a pooled connection: no ORM session needed to test one key.
+        with self.engine.connect() as conn:
+            return conn.execute(_OPTED_OUT, {"number": number}).first() is not None
 
     # Audit -------------------------------------------------------------------
 

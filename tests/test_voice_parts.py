@@ -109,6 +109,15 @@ def test_a_token_expires_after_an_hour(app: Flask) -> None:
         assert tokens.load(token) is None
 
 
+def test_the_next_step_reuses_the_token_the_webhook_came_with(app: Flask) -> None:
+    """One token serves every callback of a call; a reference made anew gets a signed one."""
+    with app.test_request_context():
+        token = tokens.sign(REF)
+        loaded = tokens.load(token)
+        assert loaded is not None and tokens.token_for(loaded) == token
+        assert tokens.load(tokens.token_for(REF)) == REF
+
+
 def test_a_callback_url_is_on_the_public_origin(app: Flask) -> None:
     with app.test_request_context():
         url = tokens.callback_url("ivr.verification_code", "abc")

@@ -111,3 +111,18 @@ def test_the_signing_helper_is_twilios_documented_algorithm() -> None:
         hmac.new(TWILIO_AUTH_TOKEN.encode(), payload.encode(), hashlib.sha1).digest()
     ).decode()
     assert twilio_signature(url, params) == expected
+
+
+def test_a_field_sent_twice_is_checked_with_every_value(client: FlaskClient) -> None:
+    """Twilio signs each value of a repeated field; dropping one breaks the signature."""
+    form = {**{name: [value] for name, value in FORM.items()}, "Tag": ["b", "a"]}
+    signed = "".join(name + value for name in sorted(form) for value in sorted(form[name]))
+    digest = hmac.new(
+        TWILIO_AUTH_TOKEN.encode(),
+        (PUBLIC_BASE_URL + "/ivr/inbound" + signed).encode(),
+        hashlib.sha1,
+    ).digest()
+    headers = {"X-Twilio-Signature": base64.b64encode(digest).decode()}
+    assert client.post("/ivr/inbound", data=form, headers=headers).status_code == 200
+    one_value = {**form, "Tag": ["a"]}
+    assert client.post("/ivr/inbound", data=one_value, headers=headers).status_code == 403

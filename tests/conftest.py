@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -13,6 +13,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
+
+if TYPE_CHECKING:
+    from tests.voice import Clock
 
 from core import create_app
 from store.redis_client import connect
@@ -162,3 +165,13 @@ def recorded_app(
     """The app on the real Twilio client, through Prism to a fake that records each request."""
     twilio_recorder[1].clear()
     return make_app(TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_API_BASE_URL=twilio_recorder[0])
+
+
+@pytest.fixture
+def clock(app: Flask) -> Clock:
+    """The clock the call flow and codes run on; tests move it instead of sleeping."""
+    from tests.voice import Clock
+
+    clock = Clock()
+    app.config["CLOCK"] = clock
+    return clock

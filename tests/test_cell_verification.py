@@ -26,13 +26,6 @@ CHECK = SEND + "/check"
 
 
 @pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock()
-    app.config["CLOCK"] = clock
-    return clock
-
-
-@pytest.fixture
 def client(app: Flask) -> FlaskClient:
     client = app.test_client()
     assert put_practice(client, codeword=CODEWORD).status_code == 201

@@ -34,13 +34,6 @@ NEW_OFFICE = "+12025550142"
 
 
 @pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock()
-    app.config["CLOCK"] = clock
-    return clock
-
-
-@pytest.fixture
 def practice(client: FlaskClient) -> None:
     """Bright Smiles with an office number not yet verified, and a codeword."""
     assert put_practice(client, codeword=CODEWORD).status_code == 201

@@ -34,13 +34,6 @@ from tests.voice import (
 
 
 @pytest.fixture
-def clock(app: Flask) -> Clock:
-    clock = Clock()
-    app.config["CLOCK"] = clock
-    return clock
-
-
-@pytest.fixture
 def practice(client: FlaskClient) -> None:
     setup_practice(client)
 

@@ -22,7 +22,10 @@ SECRET_KEY = "gunicorn-secret-key-8c2d41f0a9"
 
 
 def production_env(redis_url: str, database_url: str, twilio_url: str, **extra: str) -> dict:
-    """The environment of a production deployment, pointed at the test's servers."""
+    """The environment of a production deployment, pointed at the test's servers.
+
+    An empty ``twilio_url`` leaves Twilio's real API configured, for tests that reach none.
+    """
     return {
         "APP_ENV": "production",
         "SECRET_KEY": SECRET_KEY,

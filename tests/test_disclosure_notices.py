@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
@@ -21,12 +20,13 @@ from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
 from tests import servers
 from tests.conftest import (
     ADMIN,
-    ADMIN_TOKEN,
     PUBLIC_BASE_URL,
     SUPPORT,
     put_practice,
     twilio_signature,
 )
+from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
+from tests.gunicorn_flows import production_env
 from tests.sms_helpers import (
     ADMIN_CELL,
     CODEWORD,
@@ -284,8 +284,6 @@ def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
 
 # In production -------------------------------------------------------------------------
 
-TOKEN = "production-auth-token"
-
 
 def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
     tmp_path: Path,
@@ -294,20 +292,7 @@ def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
-    env = {
-        "APP_ENV": "production",
-        "SECRET_KEY": "k",
-        "CODEWORD_KEYS": Fernet.generate_key().decode(),
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "TWILIO_API_BASE_URL": twilio_url,
-        "REDIS_URL": redis_url,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
-        "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
-        "WEB_CONCURRENCY": "2",
-    }
+    env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url)
     with servers.gunicorn_server(env) as url:
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         dana = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}

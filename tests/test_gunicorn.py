@@ -5,26 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import requests
-from cryptography.fernet import Fernet
 
 from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, twilio_signature
+from tests.conftest import ADMIN, PUBLIC_BASE_URL, twilio_signature
+from tests.gunicorn_flows import TWILIO_TOKEN, production_env
 
 
 def test_gunicorn_serves_the_app_with_a_prepared_database(tmp_path: Path, redis_url: str) -> None:
-    env = {
-        "APP_ENV": "production",
-        "SECRET_KEY": "k",
-        "CODEWORD_KEYS": Fernet.generate_key().decode(),
-        "TWILIO_AUTH_TOKEN": "tok",
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "REDIS_URL": redis_url,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
-        "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
-        "WEB_CONCURRENCY": "2",
-    }
+    # No call or text is placed here: Twilio's API is never reached.
+    env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url="")
     with servers.gunicorn_server(env) as url:
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
         created = requests.put(
@@ -35,7 +24,7 @@ def test_gunicorn_serves_the_app_with_a_prepared_database(tmp_path: Path, redis_
         )
         assert created.status_code == 201
         form = {"CallSid": "CA" + "1" * 32, "From": "+12025550100"}
-        signature = twilio_signature(PUBLIC_BASE_URL + "/ivr/inbound", form, "tok")
+        signature = twilio_signature(PUBLIC_BASE_URL + "/ivr/inbound", form, TWILIO_TOKEN)
         inbound = requests.post(
             f"{url}/ivr/inbound", data=form, headers={"X-Twilio-Signature": signature}, timeout=5
         )

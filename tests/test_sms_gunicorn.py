@@ -6,13 +6,12 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import requests
-from cryptography.fernet import Fernet
 
 from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, twilio_signature
+from tests.conftest import ADMIN, PUBLIC_BASE_URL, twilio_signature
+from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
+from tests.gunicorn_flows import production_env
 from tests.sms_helpers import ADMIN_CELL, CODEWORD
-
-TOKEN = "production-auth-token"
 
 
 def inbound(url: str, body: str) -> str | None:
@@ -36,20 +35,8 @@ def test_workers_share_the_codeword_limit_and_survive_redis_going_down(
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
-    env = {
-        "APP_ENV": "production",
-        "SECRET_KEY": "k",
-        "CODEWORD_KEYS": Fernet.generate_key().decode(),
-        "TWILIO_AUTH_TOKEN": TOKEN,
-        "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
-        "TWILIO_FROM_NUMBER": "+15005550006",
-        "TWILIO_API_BASE_URL": twilio_url,
-        "REDIS_URL": redis_url,
-        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
-        "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
-        "WEB_CONCURRENCY": "3",
-    }
+    database_url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
+    env = production_env(redis_url, database_url, twilio_url, WEB_CONCURRENCY="3")
     with servers.gunicorn_server(env) as url:
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         user = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}

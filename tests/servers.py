@@ -128,67 +128,63 @@ def _redis_ping(port: int) -> bool:
         return sock.recv(64).startswith(b"+PONG")
 
 
-class RedisProcess:
-    """A throwaway redis-server on a fixed loopback port; can stop and restart."""
+class _ServerProcess:
+    """A server on a fixed loopback port, in its own folder, that a test can stop and restart.
+
+    Subclasses say how to launch it (``_command``), when it is ready (``_ready``) and
+    which signal stops it.
+    """
+
+    name = "server"
+    stop_signal = signal.SIGTERM
+    start_timeout = 10.0
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.url = f"redis://{HOST}:{self.port}/0"
-        self._dir = tempfile.TemporaryDirectory(prefix="test-redis-")
+        self._dir = tempfile.TemporaryDirectory(prefix=f"test-{self.name}-")
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return Path(self._dir.name) / f"{self.name}.log"
+
+    def _command(self) -> list[str]:
+        raise NotImplementedError
+
+    def _ready(self) -> bool:
+        raise NotImplementedError
 
     @property
     def running(self) -> bool:
         """Whether the server process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout: float = 10) -> None:
-        """Start the server (again) on the same port and wait until it answers PING."""
+    def start(self, timeout: float | None = None) -> None:
+        """Start the server (again) on the same port and wait until it answers."""
         if self.running:
             return
-        redis = shutil.which("redis-server")
-        if redis is None:
-            raise RuntimeError("redis-server not found on PATH; run scripts/bootstrap")
-        log_path = Path(self._dir.name) / "redis.log"
-        cmd = [
-            redis,
-            "--port",
-            str(self.port),
-            "--bind",
-            HOST,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ]
-        cmd += [
-            "--daemonize",
-            "no",
-            "--dir",
-            self._dir.name,
-            "--logfile",
-            str(log_path),
-        ]
-        self._proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        with self.log_path.open("ab") as log:
+            self._proc = subprocess.Popen(
+                self._command(),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
-            _wait_until(lambda: _redis_ping(self.port), timeout, "redis-server", self._proc)
+            _wait_until(self._ready, timeout or self.start_timeout, self.name, self._proc)
         except (RuntimeError, TimeoutError) as exc:
             self.stop()
-            raise RuntimeError(f"{exc}; its log:\n{_log_tail(log_path)}") from None
+            raise RuntimeError(f"{exc}; its log:\n{_log_tail(self.log_path)}") from None
 
     def stop(self, kill: bool = False) -> None:
-        """Stop the server: SIGTERM (clean), or SIGKILL (a crash) with kill=True."""
+        """Stop the server; kill=True sends SIGKILL, as a crash would."""
         if self._proc is not None:
-            _stop_group(self._proc, signal.SIGKILL if kill else signal.SIGTERM)
+            _stop_group(self._proc, signal.SIGKILL if kill else self.stop_signal)
             self._proc = None
 
     def close(self) -> None:
-        """Stop the server and remove its working directory."""
+        """Stop the server and remove its folder."""
         self.stop()
         self._dir.cleanup()
 
@@ -198,6 +194,26 @@ class RedisProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class RedisProcess(_ServerProcess):
+    """A throwaway redis-server; can stop and restart on the same port."""
+
+    name = "redis"
+
+    def __init__(self, port: int | None = None) -> None:
+        super().__init__(port)
+        self.url = f"redis://{HOST}:{self.port}/0"
+
+    def _command(self) -> list[str]:
+        redis = shutil.which("redis-server")
+        if redis is None:
+            raise RuntimeError("redis-server not found on PATH; run scripts/bootstrap")
+        return [redis, "--port", str(self.port), "--bind", HOST, "--save", "",
+                "--appendonly", "no", "--daemonize", "no", "--dir", self._dir.name]  # fmt: skip
+
+    def _ready(self) -> bool:
+        return _redis_ping(self.port)
 
 
 @contextlib.contextmanager
@@ -553,22 +569,26 @@ def _pg_ready(port: int) -> bool:
         return False
 
 
-class PostgresProcess:
-    """A throwaway PostgreSQL cluster on a fixed loopback port; can stop and restart.
+class PostgresProcess(_ServerProcess):
+    """A throwaway PostgreSQL cluster; can stop and restart on the same port.
 
     PostgreSQL refuses to run as root; as root it runs as the ``postgres`` user
     (through setpriv, which execs in place, so signals reach the server itself).
     """
 
+    name = "postgres"
+    # A fast shutdown: open connections are cut.
+    stop_signal = signal.SIGINT
+    start_timeout = 20.0
+
     def __init__(self, port: int | None = None) -> None:
-        initdb, self.postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
-        if not initdb or not self.postgres:
+        initdb, postgres = _postgres_bin("initdb"), _postgres_bin("postgres")
+        if not initdb or not postgres:
             raise RuntimeError("PostgreSQL is not installed; run scripts/bootstrap --dev")
-        self.port = port or free_port()
+        super().__init__(port)
+        self.postgres = postgres
         self.url = f"postgresql://postgres@{HOST}:{self.port}/postgres"
-        self._dir = tempfile.TemporaryDirectory(prefix="test-postgres-")
         self.data = Path(self._dir.name) / "data"
-        self._proc: subprocess.Popen[bytes] | None = None
         self._as_user: list[str] = []
         if os.geteuid() == 0:
             self._as_user = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
@@ -580,15 +600,8 @@ class PostgresProcess:
             capture_output=True,
         )  # fmt: skip
 
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    def start(self, timeout: float = 20) -> None:
-        """Start the server (again) and wait until it answers."""
-        if self.running:
-            return
-        cmd = [
+    def _command(self) -> list[str]:
+        return [
             *self._as_user,
             self.postgres,
             "-D", str(self.data),
@@ -598,34 +611,9 @@ class PostgresProcess:
             "-c", "fsync=off",
             "-c", "full_page_writes=off",
         ]  # fmt: skip
-        log_path = Path(self._dir.name) / "postgres.log"
-        with log_path.open("ab") as log:
-            self._proc = subprocess.Popen(
-                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )  # fmt: skip
-        try:
-            _wait_until(lambda: _pg_ready(self.port), timeout, "postgres", self._proc)
-        except (RuntimeError, TimeoutError) as exc:
-            self.stop()
-            raise RuntimeError(f"{exc}; its log:\n{_log_tail(log_path)}") from None
 
-    def stop(self) -> None:
-        """Stop the server with a fast shutdown: open connections are cut."""
-        if self._proc is not None:
-            _stop_group(self._proc, signal.SIGINT)
-            self._proc = None
-
-    def close(self) -> None:
-        self.stop()
-        self._dir.cleanup()
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def _ready(self) -> bool:
+        return _pg_ready(self.port)
 
 
 @contextlib.contextmanager

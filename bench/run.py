@@ -45,6 +45,7 @@ from flask import Flask
 from twilio.request_validator import RequestValidator
 
 from ivr.challenge import CODE_LIFETIME
+from phone.webhooks import inbound_text_form
 from tests import servers
 
 PUBLIC_BASE_URL = "https://codeword.example.com"
@@ -269,23 +270,11 @@ def voice_form(call_sid: str, to: str, **extra: str) -> dict[str, str]:
 
 
 def sms_form(sender: str, body: str, index: int) -> dict[str, str]:
-    """An inbound text's form."""
-    sid = f"SM{index:032x}"
-    return {
-        "AccountSid": ACCOUNT_SID,
-        "ApiVersion": "2010-04-01",
-        "Body": body,
-        "From": sender,
-        "FromCountry": "US",
-        "MessageSid": sid,
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "SmsMessageSid": sid,
-        "SmsSid": sid,
-        "SmsStatus": "received",
-        "To": OUR_NUMBER,
-        "ToCountry": "US",
-    }
+    """An inbound text's form, as Twilio posts it."""
+    form = inbound_text_form(
+        account_sid=ACCOUNT_SID, sid=f"SM{index:032x}", from_number=sender, to=OUR_NUMBER, body=body
+    )
+    return {**form, "FromCountry": "US", "ToCountry": "US"}
 
 
 # Preparing each step's requests -----------------------------------------------------------

@@ -26,7 +26,7 @@ from phone.call import (
     silent_keypad,
     voicemail_keypad,
 )
-from phone.webhooks import PhoneError, Webhooks, describe_failure
+from phone.webhooks import PhoneError, Webhooks, describe_failure, inbound_text_form
 
 # Twilio's error for a text still queued when its ValidityPeriod ran out.
 VALIDITY_PERIOD_EXPIRED = "30036"
@@ -307,19 +307,13 @@ class PhoneNetwork:
         already_sent = {text.sid for text in self.texts()}
         sid = new_sid("SM")
         exchange = TextExchange(sid=sid)
-        form = {
-            "AccountSid": self.carrier.account_sid,
-            "ApiVersion": API_VERSION,
-            "Body": body,
-            "From": from_number,
-            "MessageSid": sid,
-            "NumMedia": "0",
-            "NumSegments": "1",
-            "SmsMessageSid": sid,
-            "SmsSid": sid,
-            "SmsStatus": "received",
-            "To": self.service_number,
-        }
+        form = inbound_text_form(
+            account_sid=self.carrier.account_sid,
+            sid=sid,
+            from_number=from_number,
+            to=self.service_number,
+            body=body,
+        )
         url = self.webhooks.public_url(path)
         for _ in range(MAX_SMS_REDIRECTS):
             answer = self.webhooks.send(url, form)

@@ -107,6 +107,25 @@ class Webhooks:
         )
 
 
+def inbound_text_form(
+    *, account_sid: str, sid: str, from_number: str, to: str, body: str
+) -> dict[str, str]:
+    """The form Twilio posts to a number's SMS webhook for a text it received."""
+    return {
+        "AccountSid": account_sid,
+        "ApiVersion": "2010-04-01",
+        "Body": body,
+        "From": from_number,
+        "MessageSid": sid,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "SmsStatus": "received",
+        "To": to,
+    }
+
+
 def describe_failure(answer: WebhookAnswer) -> str:
     """Why Twilio would not use a webhook's answer, in words."""
     if answer.status == 403:

@@ -61,6 +61,15 @@ def test_a_signature_for_another_origin_is_refused(client: FlaskClient, signed_f
     assert response.status_code == 403
 
 
+def test_a_signature_over_the_url_with_its_default_port_is_accepted(client: FlaskClient) -> None:
+    """Twilio may sign https://host:443/...: the validator's check with and without the port."""
+    assert PUBLIC_BASE_URL == "https://codeword.example.com"
+    response = post_signed(client, "/ivr/inbound", FORM, base_url=PUBLIC_BASE_URL + ":443")
+    assert response.status_code == 200
+    wrong = post_signed(client, "/ivr/inbound", FORM, base_url=PUBLIC_BASE_URL + ":80")
+    assert wrong.status_code == 403
+
+
 def test_the_query_string_is_part_of_what_is_signed(client: FlaskClient) -> None:
     signature = twilio_signature(PUBLIC_BASE_URL + "/ivr/inbound?step=1", FORM)
     ok = client.post("/ivr/inbound?step=1", data=FORM, headers={"X-Twilio-Signature": signature})

@@ -16,8 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 import redis
+from redis.commands.core import Script
 
 from store import keys
 
@@ -236,11 +238,25 @@ return 1
 """
 
 
+_SCRIPTS: WeakKeyDictionary[redis.Redis, dict[str, Script]] = WeakKeyDictionary()
+
+
+def script(client: redis.Redis, source: str) -> Script:
+    """``client``'s script object for ``source``, made once (it hashes the source)."""
+    scripts = _SCRIPTS.get(client)
+    if scripts is None:
+        scripts = _SCRIPTS.setdefault(client, {})
+    found = scripts.get(source)
+    if found is None:
+        found = scripts.setdefault(source, client.register_script(source))
+    return found
+
+
 def run_script(
     client: redis.Redis, source: str, keys_: list[str], args: list[Any]
 ) -> dict[str, str]:
     """Run a Lua script (EVALSHA, one round trip) whose reply is flat key/value pairs."""
-    reply = cast(list[Any], client.register_script(source)(keys=keys_, args=args))
+    reply = cast(list[Any], script(client, source)(keys=keys_, args=args))
     return {
         str(k): ("" if v is None else str(v)) for k, v in zip(reply[::2], reply[1::2], strict=True)
     }
@@ -429,17 +445,17 @@ def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
 
     Codes are sealed (CODEWORD_KEYS) only for idempotent repeats of a support request.
     """
-    script = client.register_script(_RESEAL)
+    swap = script(client, _RESEAL)
     count = 0
     for key in client.scan_iter(match=keys.call_session("*"), count=500):
         sealed = cast(str | None, client.hget(key, "code_sealed"))
         if sealed:
             resealed = reseal(sealed.encode()).decode()
-            count += int(cast(int, script(keys=[key], args=[sealed, resealed])))
+            count += int(cast(int, swap(keys=[key], args=[sealed, resealed])))
     return count
 
 
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:
     """Mark a call ``failed`` whose right code led nowhere (codeword unread, number unmarked)."""
-    script = client.register_script(_UNDO_DISCLOSURE)
-    return bool(script(keys=[keys.call_session(session_id)]))
+    undo = script(client, _UNDO_DISCLOSURE)
+    return bool(undo(keys=[keys.call_session(session_id)]))

@@ -221,6 +221,6 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
 def _forget_quietly(key: str, digest: str) -> None:
     """Forget a code that could not be sent; a Redis failure here leaves it to its TTL."""
     try:
-        redis_client().register_script(_FORGET)(keys=[key], args=[digest])
+        session.script(redis_client(), _FORGET)(keys=[key], args=[digest])
     except redis.RedisError as exc:
         log.warning("unsent cell verification code not forgotten: %s", type(exc).__name__)

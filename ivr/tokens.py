@@ -10,6 +10,7 @@ import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -85,6 +86,12 @@ def token_for(ref: CallRef) -> str:
 
 
 def callback_url(endpoint: str, token: str) -> str:
-    """The absolute public URL of ``endpoint`` carrying ``token``, as Twilio will sign it."""
-    base: str = current_app.config["PUBLIC_BASE_URL"]
-    return base + url_for(endpoint, t=token)
+    """The absolute public URL of ``endpoint`` carrying ``token``, as Twilio will sign it.
+
+    The endpoint's URL is built once per app; each call only appends its token.
+    """
+    urls: dict[str, str] = current_app.extensions.setdefault("ivr.callback_urls", {})
+    url = urls.get(endpoint)
+    if url is None:
+        url = urls.setdefault(endpoint, current_app.config["PUBLIC_BASE_URL"] + url_for(endpoint))
+    return f"{url}?t={quote(token, safe='')}"

@@ -72,12 +72,17 @@ def answer_inbound_text(sender: str, body: str) -> Answer:
         return Answer(None, keyword.kind.value)
     if number is None:
         return Answer(None, "not-textable")
-    if directory().is_opted_out(number):
+    known = directory().sender(number)
+    if known.opted_out:
         return Answer(None, "opted-out")
 
     texts = Texts.from_config(current_app.config)
     wants_codeword = keyword.kind in (Kind.CODEWORD, Kind.CHOICE)
-    admin_of = directory().admins_with_verified_cell(number) if wants_codeword else []
+    admin_of = (
+        directory().admins_with_verified_cell(number, known_admin_cell=True)
+        if wants_codeword and known.admin_cell
+        else []
+    )
     looked_up = look_up(number, keyword, admin_of)
 
     if not looked_up.accepted.value:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, delete, event, select, text
+from sqlalchemy import bindparam, create_engine, delete, event, exists, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -134,6 +134,21 @@ _IS_ADMIN_CELL = (
     User.role == "admin",
 )
 _ANY_ADMIN_WITH_VERIFIED_CELL = select(User.practice_id).where(*_IS_ADMIN_CELL).limit(1)
+# Both questions an inbound text asks first, in one statement (one round trip).
+_SENDER = select(
+    exists(_OPTED_OUT).label("opted_out"),
+    exists(select(User.id).where(*_IS_ADMIN_CELL)).label("admin_cell"),
+)
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What the directory knows of a number that texted us."""
+
+    opted_out: bool
+    admin_cell: bool  # the verified cell of at least one admin
+
+
 _ADMINS_WITH_VERIFIED_CELL = (
     select(User, Practice)
     .join(Practice, Practice.id == User.practice_id)
@@ -267,12 +282,24 @@ class Directory:
             user.cell_number_verified = True
             return True
 
-    def admins_with_verified_cell(self, number: str) -> list[tuple[UserRecord, PracticeRecord]]:
-        """Every admin whose verified cell is ``number``, with their practice."""
+    def sender(self, number: str) -> Sender:
+        """Whether ``number`` opted out, and whether it is an admin's verified cell."""
         with self.engine.connect() as conn:
-            # Most numbers are no admin's: a plain query says so without an ORM session.
-            if conn.execute(_ANY_ADMIN_WITH_VERIFIED_CELL, {"number": number}).first() is None:
-                return []
+            row = conn.execute(_SENDER, {"number": number}).one()
+        return Sender(opted_out=bool(row.opted_out), admin_cell=bool(row.admin_cell))
+
+    def admins_with_verified_cell(
+        self, number: str, *, known_admin_cell: bool = False
+    ) -> list[tuple[UserRecord, PracticeRecord]]:
+        """Every admin whose verified cell is ``number``, with their practice.
+
+        ``known_admin_cell``: the caller already found (``sender``) that it is one.
+        """
+        if not known_admin_cell:
+            with self.engine.connect() as conn:
+                # Most numbers are no admin's: a plain query says so without an ORM session.
+                if conn.execute(_ANY_ADMIN_WITH_VERIFIED_CELL, {"number": number}).first() is None:
+                    return []
         with self.session() as s:
             rows = s.execute(_ADMINS_WITH_VERIFIED_CELL, {"number": number}).all()
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]

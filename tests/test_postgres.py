@@ -8,6 +8,7 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from store.directory import Sender
 from tests import servers
 from tests.conftest import ADMIN, put_practice, put_user
 
@@ -87,3 +88,18 @@ def test_readiness_reports_a_stopped_database(
     response = client.get("/api/v1/practices/p-1", headers=ADMIN)
     assert response.status_code == 503
     assert response.headers["Retry-After"]
+
+
+def test_an_inbound_sender_is_screened_in_one_statement_on_postgresql(pg_app: Flask) -> None:
+    """Opted out, and an admin's verified cell: both answers from one query, as on SQLite."""
+    client = pg_app.test_client()
+    put_practice(client)
+    put_user(client, cell_number="+12025550111", cell_number_verified=True)
+    put_user(client, user_id="u-2", cell_number="+12025550122", cell_number_verified=False)
+    store = pg_app.extensions["directory"]
+    store.opt_out("+12025550133")
+    assert store.sender("+12025550111") == Sender(opted_out=False, admin_cell=True)
+    assert store.sender("+12025550122") == Sender(opted_out=False, admin_cell=False)
+    assert store.sender("+12025550133") == Sender(opted_out=True, admin_cell=False)
+    store.opt_out("+12025550111")
+    assert store.sender("+12025550111") == Sender(opted_out=True, admin_cell=True)

@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from core.config import ConfigError, load_config
 from sms.codeword_requests import answer_inbound_text
 from store import keys
+from store.directory import Sender
 from store.models import Base
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import (
@@ -443,3 +444,19 @@ def test_an_unsigned_text_is_refused(app: Flask, client: FlaskClient) -> None:
     response = client.post("/sms/inbound", data={"From": ADMIN_CELL, "Body": "CODEWORD"})
     assert response.status_code == 403
     assert sent_texts(app) == []
+
+
+def test_a_sender_is_screened_for_opt_out_and_admin_cell_in_one_statement(
+    app: Flask, client: FlaskClient
+) -> None:
+    """The first look-up of every inbound text: staff and unverified cells are no admin's."""
+    store = app.extensions["directory"]
+    assert store.sender(ADMIN_CELL) == Sender(opted_out=False, admin_cell=True)
+    assert store.sender(MULTI_ADMIN_CELL) == Sender(opted_out=False, admin_cell=True)
+    assert store.sender(STAFF_CELL) == Sender(opted_out=False, admin_cell=False)
+    assert store.sender(UNVERIFIED_CELL) == Sender(opted_out=False, admin_cell=False)
+    assert store.sender(UNKNOWN_CELL) == Sender(opted_out=False, admin_cell=False)
+    store.opt_out(ADMIN_CELL)
+    store.opt_out(UNKNOWN_CELL)
+    assert store.sender(ADMIN_CELL) == Sender(opted_out=True, admin_cell=True)
+    assert store.sender(UNKNOWN_CELL) == Sender(opted_out=True, admin_cell=False)

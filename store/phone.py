@@ -23,9 +23,10 @@ def normalise(raw: str, allowed_countries: Iterable[str]) -> str:
         parsed = phonenumbers.parse(raw, "US")
     except phonenumbers.NumberParseException as exc:
         raise InvalidNumber("not a phone number") from exc
-    if not phonenumbers.is_valid_number(parsed):
-        raise InvalidNumber("not a valid phone number")
+    # What is_valid_number does, keeping the region it finds rather than finding it twice.
     region = phonenumbers.region_code_for_number(parsed)
+    if region is None or not phonenumbers.is_valid_number_for_region(parsed, region):
+        raise InvalidNumber("not a valid phone number")
     if region not in set(allowed_countries):
         raise InvalidNumber(f"numbers in {region or 'that region'} are not allowed")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

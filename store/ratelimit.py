@@ -122,8 +122,9 @@ class LimitBatch:
     def __init__(self, redis_client: redis.Redis, storage: RedisStorage, now: float) -> None:
         self.now = now
         self._storage = storage
-        self._pipeline = redis_client.pipeline(transaction=False)
-        self._queued: list[tuple[Pending[Any], Callable[[Any], Any]]] = []
+        self._redis = redis_client
+        # (how to send it on a client or pipeline, its Pending, how to rerun it).
+        self._queued: list[tuple[Callable[[Any], Any], Pending[Any], Callable[[Any], Any]]] = []
 
     def window(self, rule: Rule) -> Pending[Window]:
         """Queue a look-up of ``rule``'s window (the check; spends nothing)."""
@@ -147,16 +148,28 @@ class LimitBatch:
     def command(self, queue: Callable[[Any], Any]) -> Pending[Any]:
         """Queue another command, e.g. ``batch.command(lambda pipe: pipe.getdel(key))``."""
         pending: Pending[Any] = Pending(lambda raw: raw)
-        queue(self._pipeline)
-        self._queued.append((pending, lambda _raw: None))
+        self._queued.append((queue, pending, lambda _raw: None))
         return pending
 
     def execute(self) -> None:
-        """Run everything queued in one round trip and resolve each Pending."""
+        """Run everything queued in one round trip and resolve each Pending.
+
+        A single command goes as it is; several go on one pipeline.
+        """
         if not self._queued:
             return
-        results = self._pipeline.execute(raise_on_error=False)
-        for (pending, rerun), raw in zip(self._queued, results, strict=True):
+        if len(self._queued) == 1:
+            send = self._queued[0][0]
+            try:
+                results = [send(self._redis)]
+            except redis.exceptions.NoScriptError as exc:
+                results = [exc]
+        else:
+            pipeline = self._redis.pipeline(transaction=False)
+            for send, _, _ in self._queued:
+                send(pipeline)
+            results = pipeline.execute(raise_on_error=False)
+        for (_, pending, rerun), raw in zip(self._queued, results, strict=True):
             if isinstance(raw, redis.exceptions.NoScriptError):
                 # A restarted Redis forgot the scripts; the script object reloads them.
                 raw = rerun(raw)
@@ -168,7 +181,12 @@ class LimitBatch:
         self, script: Any, rule: Rule, args: list[Any], decode: Callable[[Any], T]
     ) -> Pending[T]:
         keys = [self._storage.prefixed_key(rule.limit.key_for(rule.scope, rule.subject))]
-        self._pipeline.evalsha(script.sha, len(keys), *keys, *args)
         pending: Pending[T] = Pending(decode)
-        self._queued.append((pending, lambda _raw: script(keys, args)))
+        self._queued.append(
+            (
+                lambda target: target.evalsha(script.sha, len(keys), *keys, *args),
+                pending,
+                lambda _raw: script(keys, args),
+            )
+        )
         return pending

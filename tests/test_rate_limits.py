@@ -105,6 +105,29 @@ def test_a_batch_reloads_its_scripts_after_redis_forgot_them(redis_client: redis
     assert window.value.remaining == 2
 
 
+def test_a_batch_of_one_spend_is_one_round_trip_and_survives_a_script_flush(
+    redis_client: redis.Redis,
+) -> None:
+    limiter = RateLimiter(redis_client)
+    rule = Rule.of("3/hour", "texts", "+12025550111")
+    limiter.hit(rule)  # the scripts are loaded from here on
+    batch = limiter.batch()
+    spent = batch.spend(rule)
+    with count_round_trips() as trips:
+        batch.execute()
+    assert trips == [1]
+    assert spent.value
+    redis_client.script_flush()
+    again = limiter.batch()
+    second = again.spend(rule)
+    again.execute()
+    assert second.value
+    last = limiter.batch()
+    refused = last.spend(rule)
+    last.execute()
+    assert not refused.value
+
+
 def test_a_batch_window_frees_its_slot_when_the_clock_passes_the_window(
     redis_client: redis.Redis,
 ) -> None:

@@ -115,6 +115,9 @@ class Scenario:
     # False: count the step's Redis commands, but do not load it (see its note).
     load: bool = True
     note: str = ""
+    # The baseline plus the signature check and one Redis round trip (bench/bare_app.py),
+    # loaded with --floor; None for a step that needs no state.
+    floor_path: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,9 @@ class Row:
     # one run of ours with one of the baseline right beside it.
     ratio: float | None = None
     note: str = ""
+    # With --floor: the floor endpoint's runs, and its req/s over the bare one's, likewise.
+    floor: Result | None = None
+    floor_ratio: float | None = None
 
     def meets_targets(self) -> bool:
         """Whether a hot step meets every target measured (timing only when loaded)."""
@@ -474,10 +480,14 @@ def text_from_admin(setup: Setup, count: int) -> Prepared:
 
 SCENARIOS: list[Scenario] = [
     Scenario("ivr inbound", "/bare/voice/say", inbound_call),
-    Scenario("voice answer", "/bare/voice/gather", answer_step),
-    Scenario("voice challenge", "/bare/voice/gather", challenge_step),
-    Scenario("sms inbound codeword", "/bare/sms", text_from_unknown_sender),
-    Scenario("sms inbound help", "/bare/sms", help_text),
+    Scenario("voice answer", "/bare/voice/gather", answer_step, floor_path="/floor/voice/gather"),
+    Scenario(
+        "voice challenge", "/bare/voice/gather", challenge_step, floor_path="/floor/voice/gather"
+    ),
+    Scenario(
+        "sms inbound codeword", "/bare/sms", text_from_unknown_sender, floor_path="/floor/sms"
+    ),
+    Scenario("sms inbound help", "/bare/sms", help_text, floor_path="/floor/sms"),
     Scenario(
         "sms codeword (admin)",
         "/bare/sms",
@@ -796,6 +806,23 @@ ratio: our req/s over the bare endpoint's; cpu ms/req: CPU the gunicorn processe
 per request, ours/bare; redis cmds: sent by the service (+ run inside the Lua scripts
 they call), counted by Redis for one request after warm-up."""
 
+FLOOR_HEADER = (
+    f"{'step':<22}{'floor req/s':>12}{'floor p99':>10}{'floor ratio':>12}{'cpu ms/req':>11}"
+)
+
+FLOOR_LEGEND = """\
+floor: the bare endpoint plus the service's signature check and one Redis round trip
+(bench/bare_app.py), loaded beside it; floor ratio: its req/s over the bare endpoint's,
+what those two alone leave of the bare throughput."""
+
+
+def format_floor_row(row: Row) -> str:
+    assert row.floor is not None and row.floor_ratio is not None
+    return (
+        f"{row.step:<22}{row.floor.requests_per_second:>12.0f}{row.floor.p99_ms:>10.2f}"
+        f"{row.floor_ratio:>12.2f}{row.floor.cpu_ms_per_request:>11.2f}"
+    )
+
 
 @contextmanager
 def services(setup: Setup, workdir: Path) -> Iterator[tuple[str, str]]:
@@ -820,27 +847,37 @@ def load_step(
     rounds: int,
     seconds: int,
     connections: int,
+    floor: SignedRequest | None = None,
 ) -> Row:
     """Load the step and its baseline in turns, ``rounds`` times each; one row of medians.
 
     Taking turns (and swapping who goes first) puts both sides under the same
-    weather when something else on the machine comes and goes.
+    weather when something else on the machine comes and goes. ``floor``: also
+    load the floor endpoint (on the baseline's server) right after the baseline.
     """
     service, bare = urls
     name = scenario.name.replace(" ", "_")
     baseline = [SignedRequest(scenario.baseline_path, first.form, "")]
     bare_script = write_wrk_script(baseline, workdir, f"bare_{name}")
+    floor_script = write_wrk_script([floor], workdir, f"floor_{name}") if floor else None
     share = max(1, len(rest) // rounds)
     ours: list[Result] = []
     base: list[Result] = []
+    floors: list[Result] = []
+
+    def load_baselines() -> None:
+        base.append(run_wrk(bare, bare_script, seconds, connections, redis))
+        if floor_script is not None:
+            floors.append(run_wrk(bare, floor_script, seconds, connections, redis))
+
     for i in range(rounds):
         part = rest[i * share : (i + 1) * share] or rest
         script = write_wrk_script(part, workdir, f"{name}_{i}")
         if i % 2:
-            base.append(run_wrk(bare, bare_script, seconds, connections, redis))
+            load_baselines()
         ours.append(run_wrk(service, script, seconds, connections, redis))
         if not i % 2:
-            base.append(run_wrk(bare, bare_script, seconds, connections, redis))
+            load_baselines()
     notes = []
     reused = [r.requests for r in ours if r.requests > share > 1]
     if reused:
@@ -854,7 +891,13 @@ def load_step(
     ratio = statistics.median(
         o.requests_per_second / b.requests_per_second for o, b in zip(ours, base, strict=True)
     )
-    return Row(scenario.name, commands, True, mine, theirs, ratio, note="; ".join(notes))
+    row = Row(scenario.name, commands, True, mine, theirs, ratio, note="; ".join(notes))
+    if not floors:
+        return row
+    floor_ratio = statistics.median(
+        f.requests_per_second / b.requests_per_second for f, b in zip(floors, base, strict=True)
+    )
+    return dataclasses.replace(row, floor=median_result(floors), floor_ratio=floor_ratio)
 
 
 def run(
@@ -865,6 +908,7 @@ def run(
     sessions: int | None = None,
     load: bool = True,
     rounds: int = 1,
+    floor: bool = False,
     out: Callable[[str], None] = print,
 ) -> list[Row]:
     """Run every scenario (or those named in ``only``); print and return the report."""
@@ -896,13 +940,24 @@ def run(
             commands = redis_commands_per_request(setup.redis, service, first, prepared.expect)
             row = Row(scenario.name, commands, hot=scenario.load, note=scenario.note)
             if scenario.load and load:
+                floor_request = (
+                    setup.sign(scenario.floor_path, first.form)
+                    if floor and scenario.floor_path
+                    else None
+                )
                 row = load_step(
                     scenario, first, rest, (service, bare), redis, workdir, commands, rounds=rounds,
-                    seconds=seconds, connections=connections,
+                    seconds=seconds, connections=connections, floor=floor_request,
                 )  # fmt: skip
             rows.append(row)
             out(format_row(row))
         out("\n" + LEGEND)
+        floors = [row for row in rows if row.floor is not None]
+        if floors:
+            out("\n" + FLOOR_HEADER)
+            out("-" * len(FLOOR_HEADER))
+            out("\n".join(format_floor_row(row) for row in floors))
+            out("\n" + FLOOR_LEGEND)
         notes = [f"  {row.step}: {row.note}" for row in rows if row.note and row.ours]
         if notes:
             out("notes:\n" + "\n".join(notes))
@@ -926,11 +981,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-load", action="store_true", help="count Redis commands only; do not run wrk"
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also load the floor: the bare endpoint plus the signature check and one Redis "
+        "round trip",
+    )
     parser.add_argument("--json", type=Path, help="also write the report to this file as JSON")
     args = parser.parse_args(argv)
-    if args.seconds * args.rounds * 2 > CODE_LIFETIME - 60:
+    sides = 3 if args.floor else 2
+    if args.seconds * args.rounds * sides > CODE_LIFETIME - 60:
         # A step's call sessions are made just before its runs; they must outlive them.
-        parser.error(f"--seconds x --rounds x 2 must stay under {CODE_LIFETIME - 60} s")
+        parser.error(
+            f"--seconds x --rounds x {sides} (sides loaded) must stay under {CODE_LIFETIME - 60} s"
+        )
     if not args.no_load and not shutil.which("wrk"):
         print("wrk is not installed: scripts/bootstrap --dev installs it", file=sys.stderr)
         return 2
@@ -941,6 +1005,7 @@ def main(argv: list[str] | None = None) -> int:
         sessions=args.sessions,
         load=not args.no_load,
         rounds=args.rounds,
+        floor=args.floor,
     )
     ok = all(row.meets_targets() for row in rows)
     if args.json:

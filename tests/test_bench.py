@@ -25,8 +25,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("bench") / "report.json"
     command = [sys.executable, "-m", "bench.run", "--seconds", "1", "--sessions", "60"]
     command += ["--connections", "2", "--json", str(out)]
-    if not HAVE_WRK:
-        command.append("--no-load")
+    command.append("--floor" if HAVE_WRK else "--no-load")
     # Exit 1 only says a timing target was missed, which a tiny run may well do.
     result = subprocess.run(
         command, cwd=servers.REPO, capture_output=True, text=True, timeout=240, check=False
@@ -71,3 +70,18 @@ def test_each_loaded_step_and_its_baseline_answered_under_wrk(
             assert row[side]["requests"] > 0, (row["step"], side)
             assert row[side]["timeouts"] == 0, (row["step"], side)
         assert row["ratio"] > 0
+
+
+@pytest.mark.skipif(not HAVE_WRK, reason="wrk is not installed (scripts/bootstrap --dev)")
+def test_the_floor_is_loaded_beside_each_step_that_keeps_state(
+    report: list[dict[str, Any]],
+) -> None:
+    """The bare endpoint plus the signature check and one Redis round trip: every step
+    that needs Redis has one, answering every request (a bad signature would be a 403)."""
+    floors = {row["step"]: row["floor"] for row in report if row["floor"] is not None}
+    assert sorted(floors) == sorted(
+        ["voice answer", "voice challenge", "sms inbound codeword", "sms inbound help"]
+    )
+    for step, floor in floors.items():
+        assert floor["requests"] > 0 and floor["timeouts"] == 0, step
+    assert all(row["floor_ratio"] > 0 for row in report if row["floor"] is not None)

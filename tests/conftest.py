@@ -29,10 +29,11 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(wrapper=True, trylast=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """A test ends only once the work it left on the background pool has ended, so
-    that none of it reaches the next test's Redis, database or Twilio."""
+    that none of it reaches the next test's Redis, database or Twilio (and its log
+    lines are captured with the test's own: trylast runs this inside the capture)."""
     try:
         return (yield)
     finally:

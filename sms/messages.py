@@ -99,6 +99,14 @@ class Texts:
             "Please try again in a few minutes."
         )
 
+    @property
+    def taking_longer(self) -> str:
+        """The reply when the codeword text has not gone out yet, but may still."""
+        return (
+            f"{self.brand}: sorry, this is taking longer than usual. If your codeword has not "
+            "arrived in a few minutes, text CODEWORD again."
+        )
+
     def no_codeword(self, practice_name: str) -> str:
         return fit_name(
             lambda name: (

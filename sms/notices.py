@@ -7,8 +7,10 @@ disclosure.
 
 Notices go after the response: the webhook that disclosed the codeword answers
 Twilio first (``response.call_on_close``), then the admins are looked up (one
-query) and texted. A notice that cannot be sent is logged and never undoes or
-delays the disclosure.
+query) and texted. A codeword text still going out on the background pool after
+the webhook gave up waiting for it is followed by its notices there, once it has
+gone. A notice that cannot be sent is logged and never undoes or delays the
+disclosure.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import Response, after_this_request, current_app, has_request_context
+from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import background
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from core.telephony import RecipientOptedOut
@@ -88,7 +91,8 @@ def send_notices(disclosure: Disclosure) -> int:
 
 
 def run_after_response(job: Callable[[], object]) -> None:
-    """Run ``job`` in the app context once the response is sent (at once outside a request).
+    """Run ``job`` in the app context once the response is sent (see
+    ``core.background.after_response``; at once outside a request or a pool job).
 
     Whatever ``job`` raises is logged by type and goes no further.
     """
@@ -101,14 +105,7 @@ def run_after_response(job: Callable[[], object]) -> None:
             except Exception as exc:
                 log.error("after-response work failed: %s", type(exc).__name__)
 
-    if not has_request_context():
-        run()
-        return
-
-    @after_this_request
-    def defer(response: Response) -> Response:
-        response.call_on_close(run)
-        return response
+    background.after_response(run)
 
 
 def _keep_opt_out(number: str) -> None:

@@ -17,7 +17,7 @@ from werkzeug.test import TestResponse
 if TYPE_CHECKING:
     from tests.voice import Clock
 
-from core import create_app
+from core import background, create_app
 from store.redis_client import connect
 from tests import servers
 
@@ -27,6 +27,17 @@ ADMIN_TOKEN = "admin-token-for-tests-0000000001"
 SUPPORT_TOKEN = "support-token-for-tests-00000001"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+
+
+@pytest.hookimpl(wrapper=True, trylast=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test ends only once the work it left on the background pool has ended, so
+    that none of it reaches the next test's Redis, database or Twilio (and its log
+    lines are captured with the test's own: trylast runs this inside the capture)."""
+    try:
+        return (yield)
+    finally:
+        assert background.wait_idle(timeout=30), "background work still running after 30 s"
 
 
 @pytest.fixture(scope="session")

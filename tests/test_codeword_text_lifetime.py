@@ -10,6 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from core import background
 from sms.codeword_texts import VALIDITY_PERIOD
 from tests import servers
 from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed, twilio_signature
@@ -71,8 +72,10 @@ def test_the_codeword_text_is_redacted_at_twilio_once_its_fate_is_known(
     sid = sent_sid(client)
 
     report(client, created.form["StatusCallback"], sid, "sent")
+    assert background.wait_idle(timeout=5)
     assert len(sent) == 1  # on its way: nothing to redact yet
     assert report(client, created.form["StatusCallback"], sid, status).status_code == 200
+    assert background.wait_idle(timeout=5)  # the redaction runs off the webhook's path
     redaction = sent[-1]
     assert (redaction.method, redaction.path) == ("POST", f"{MESSAGES}/{sid}.json")
     assert redaction.form_lists == {"Body": [""]}
@@ -96,4 +99,5 @@ def test_a_callback_signed_for_another_practice_is_refused(
         headers={"X-Twilio-Signature": twilio_signature(signed_for, form)},
     )
     assert response.status_code == 403
+    assert background.wait_idle(timeout=5)
     assert len(sent) == 1

@@ -10,6 +10,7 @@ and the workers wrote to stderr, and what ``/metrics`` sums over both workers.
 from __future__ import annotations
 
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -137,6 +138,10 @@ def flows(url: str, sent: servers.TwilioRecorder) -> tuple[Twilio, list[str], li
     return twilio, [first_code, second_code], tokens
 
 
+def redaction_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [line for line in lines if "redacted" in line["msg"]]
+
+
 @pytest.fixture(scope="module")
 def run(
     tmp_path_factory: pytest.TempPathFactory,
@@ -161,6 +166,10 @@ def run(
     )
     with servers.gunicorn(env) as server:
         twilio, codes, tokens = flows(server.url, sent)
+        # The redactions run on the workers' background pools; their lines come last.
+        deadline = time.monotonic() + 10
+        while len(redaction_lines(json_lines(server.log))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         metrics = requests.get(f"{server.url}/metrics", timeout=5).text
         log = server.log.read_text(encoding="utf-8", errors="replace")
         lines = json_lines(server.log)
@@ -240,6 +249,17 @@ def test_request_lines_tell_what_each_step_came_to(run: Run) -> None:
     ]
     assert outcomes("/sms/inbound") == ["disclosed", "rate-limited", "help"]
     assert outcomes("/sms/status") == ["delivered", "delivered"]
+
+
+def test_each_delivered_codeword_text_is_redacted_on_a_log_line_of_its_own(run: Run) -> None:
+    reported = [e for e in run.exchanges if urlsplit(e.path).path == "/sms/status"]
+    lines = redaction_lines(run.lines)
+    assert sorted(line["message_sid"] for line in lines) == sorted(
+        e.form["MessageSid"] for e in reported
+    )
+    for line in lines:
+        assert line["msg"].endswith(" redacted") and "not redacted" not in line["msg"], line
+        assert line["level"] == "info"
 
 
 # Metrics --------------------------------------------------------------------------------

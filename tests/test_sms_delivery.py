@@ -11,6 +11,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from core import background
 from tests import servers
 from tests.conftest import SUPPORT, post_signed
 from tests.sms_helpers import ADMIN_CELL, seed, text
@@ -51,6 +52,8 @@ def client(app: Flask) -> FlaskClient:
 
 
 def redactions(app: Flask) -> list[str]:
+    """The texts redacted, once the redactions handed to the background pool are done."""
+    assert background.wait_idle(timeout=5)
     return [r["sid"] for r in app.extensions["carrier"].recorded("redactions")]
 
 
@@ -108,6 +111,7 @@ def test_redaction_posts_an_empty_body_to_the_message_at_twilio(
     sent = twilio_recorder[1]
     sid = new_sid()
     assert report(client, sid, "delivered").status_code == 200
+    assert background.wait_idle(timeout=5)
     (request,) = sent
     assert (request.method, request.path) == (
         "POST",

@@ -5,8 +5,9 @@ that a Twilio answering late cannot hold the webhook past its one-second budget:
 ``run`` for work nobody waits for (redacting a delivered text), ``call`` for work
 the webhook waits for a little while (sending the codeword text).
 
-The pool is created on first use in each process: a gunicorn worker forked from
-the master, whose threads it does not inherit, makes its own. Every job runs in
+The pool belongs to the process, not to an app: jobs of any app run on it, each
+in its own app's context. It is created on first use in each process: a gunicorn
+worker forked from the master, whose threads it does not inherit, makes its own. Every job runs in
 the app context of the app that handed it over, and what it raises is logged by
 type only (a message could quote a secret).
 

@@ -6,6 +6,7 @@ action succeeded, so a request that fails (Twilio down, say) spends no slot.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -33,7 +34,13 @@ class Rule:
 
     @classmethod
     def of(cls, limit: str, scope: str, subject: str) -> Rule:
-        return cls(parse(limit), scope, subject)
+        return cls(_parsed(limit), scope, subject)
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(limit: str) -> RateLimitItem:
+    # A handful of settings ("20/hour"), each parsed by regular expression: once is enough.
+    return parse(limit)
 
 
 class RateLimiter:

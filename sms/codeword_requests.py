@@ -85,9 +85,7 @@ def answer_inbound_text(sender: str, body: str) -> Answer:
     texts = Texts.from_config(current_app.config)
     wants_codeword = keyword.kind in (Kind.CODEWORD, Kind.CHOICE)
     admin_of = (
-        directory().admins_with_verified_cell(number, known_admin_cell=True)
-        if wants_codeword and known.admin_cell
-        else []
+        directory().admins_with_verified_cell(number) if wants_codeword and known.admin_cell else []
     )
     looked_up = look_up(number, keyword, admin_of)
 

@@ -133,7 +133,6 @@ _IS_ADMIN_CELL = (
     User.cell_number_verified.is_(True),
     User.role == "admin",
 )
-_ANY_ADMIN_WITH_VERIFIED_CELL = select(User.practice_id).where(*_IS_ADMIN_CELL).limit(1)
 # Both questions an inbound text asks first, in one statement (one round trip).
 _SENDER = select(
     exists(_OPTED_OUT).label("opted_out"),
@@ -288,18 +287,12 @@ class Directory:
             row = conn.execute(_SENDER, {"number": number}).one()
         return Sender(opted_out=bool(row.opted_out), admin_cell=bool(row.admin_cell))
 
-    def admins_with_verified_cell(
-        self, number: str, *, known_admin_cell: bool = False
-    ) -> list[tuple[UserRecord, PracticeRecord]]:
+    def admins_with_verified_cell(self, number: str) -> list[tuple[UserRecord, PracticeRecord]]:
         """Every admin whose verified cell is ``number``, with their practice.
 
-        ``known_admin_cell``: the caller already found (``sender``) that it is one.
+        Inbound texts ask ``sender`` first, which tells (in the same statement as the
+        opt-out) whether there is any, and come here only then.
         """
-        if not known_admin_cell:
-            with self.engine.connect() as conn:
-                # Most numbers are no admin's: a plain query says so without an ORM session.
-                if conn.execute(_ANY_ADMIN_WITH_VERIFIED_CELL, {"number": number}).first() is None:
-                    return []
         with self.session() as s:
             rows = s.execute(_ADMINS_WITH_VERIFIED_CELL, {"number": number}).all()
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]

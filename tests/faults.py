@@ -69,10 +69,7 @@ class Scene:
     @property
     def repeat_url(self) -> str:
         """The call's "press 1 to hear it again" URL (same signed token as the code step)."""
-        assert self.call.gather_action is not None
-        return self.call.gather_action.replace(
-            "/ivr/verification/code?", "/ivr/verification/repeat?"
-        )
+        return self.call.keys_url.replace("/ivr/verification/code?", "/ivr/verification/repeat?")
 
 
 def calls_placed(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
@@ -195,8 +192,7 @@ def inbound_text(sender: str, body: str) -> dict[str, str]:
 def webhook_probes(scene: Scene) -> list[WebhookProbe]:
     """Every webhook, each the way Twilio would post it in the middle of the scene."""
     call = scene.call
-    assert call.gather_action is not None
-    code_path = path_of(call.gather_action)
+    code_path = path_of(call.keys_url)
 
     def on_call(**extra: str) -> dict[str, str]:
         return {

@@ -138,8 +138,7 @@ def test_three_wrong_codes_lock_the_call(client: FlaskClient) -> None:
     call.answer()
     wrong = a_wrong_code(body["challenge_code"])
     call.press(wrong)
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     call.press(wrong)
     locked = call.press(wrong)
     assert "locked" in said(locked)
@@ -212,8 +211,7 @@ def test_after_a_machine_answered_the_code_is_worth_nothing(client: FlaskClient)
 def test_a_request_replayed_after_the_call_ended_discloses_nothing(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     call.press(body["challenge_code"])
     call.status("completed")
 
@@ -228,8 +226,7 @@ def test_a_code_keyed_in_after_the_call_was_hung_up_discloses_nothing(
 ) -> None:
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     call.status("completed")
     late = call.post(code_url, Digits=body["challenge_code"])
     assert spellings(late) == []
@@ -240,8 +237,7 @@ def test_a_code_keyed_in_after_the_call_was_hung_up_discloses_nothing(
 def test_the_same_right_code_works_once(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     assert spellings(call.press(body["challenge_code"]))
     again = call.post(code_url, Digits=body["challenge_code"])
     assert spellings(again) == []
@@ -251,8 +247,7 @@ def test_the_same_right_code_works_once(client: FlaskClient) -> None:
 def test_a_callback_url_used_with_another_call_sid_discloses_nothing(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     other = TwilioCall(client, call.url, call.status_callback, sid="CA" + "9" * 32)
 
     assert other.answer().find("Gather") is None
@@ -269,8 +264,7 @@ def test_a_callback_url_used_with_another_call_sid_discloses_nothing(client: Fla
 def test_a_callback_naming_another_number_discloses_nothing(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     elsewhere = TwilioCall(client, call.url, call.status_callback, sid=call.sid, to="+12025550199")
     stolen = elsewhere.post(code_url, Digits=body["challenge_code"])
     assert spellings(stolen) == []
@@ -283,8 +277,7 @@ def test_a_callback_from_another_twilio_account_discloses_nothing(
     app.config["TWILIO_ACCOUNT_SID"] = ACCOUNT_SID
     body, call = start_call(client)
     call.answer()
-    code_url = call.gather_action
-    assert code_url is not None
+    code_url = call.keys_url
     foreign = TwilioCall(
         client, call.url, call.status_callback, sid=call.sid, account_sid="AC" + "1" * 32
     )
@@ -297,8 +290,8 @@ def test_a_callback_from_another_twilio_account_discloses_nothing(
 def test_an_altered_callback_token_is_refused(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    assert call.gather_action is not None
-    tampered = call.gather_action[:-2] + ("AA" if not call.gather_action.endswith("AA") else "BB")
+    code_url = call.keys_url
+    tampered = code_url[:-2] + ("AA" if not code_url.endswith("AA") else "BB")
     refused = call.post(tampered, Digits=body["challenge_code"])
     assert spellings(refused) == [] and hangs_up(refused)
 
@@ -307,9 +300,8 @@ def test_an_altered_callback_token_is_refused(client: FlaskClient) -> None:
 def test_an_unsigned_webhook_is_refused(client: FlaskClient) -> None:
     body, call = start_call(client)
     call.answer()
-    assert call.gather_action is not None
     response = client.post(
-        path_of(call.gather_action),
+        path_of(call.keys_url),
         data={"CallSid": call.sid, "To": OFFICE, "Digits": body["challenge_code"]},
     )
     assert response.status_code == 403

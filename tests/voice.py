@@ -131,15 +131,19 @@ class TwilioCall:
     def answer(self, answered_by: str = "human") -> ET.Element:
         return self.post(self.url, AnsweredBy=answered_by)
 
+    @property
+    def keys_url(self) -> str:
+        """Where the call's current Gather posts keys; the call must be waiting for them."""
+        assert self.gather_action, "the call is not waiting for keys"
+        return self.gather_action
+
     def press(self, digits: str) -> ET.Element:
         """Key in ``digits`` at the current Gather."""
-        assert self.gather_action, "the call is not waiting for keys"
-        return self.post(self.gather_action, Digits=digits)
+        return self.post(self.keys_url, Digits=digits)
 
     def stay_silent(self) -> ET.Element:
         """Let the current Gather time out (actionOnEmptyResult posts without Digits)."""
-        assert self.gather_action, "the call is not waiting for keys"
-        return self.post(self.gather_action)
+        return self.post(self.keys_url)
 
     def status(self, call_status: str, **extra: str) -> None:
         """Twilio's status callback."""

@@ -7,7 +7,8 @@ the plain codeword into a record other than the one ``read_codeword`` returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, select, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from store import outbox
 from store.crypto import CodewordCipher
 from store.models import AuditEvent, Base, OptOut, Practice, User
 from store.phone import mask
@@ -386,19 +388,30 @@ class Directory:
         to_number: str | None = None,
         requested_by: str | None = None,
         reference: str | None = None,
-    ) -> None:
-        """Append to the audit trail; the number is stored masked."""
+        intents: Sequence[outbox.Intent] = (),
+        now: float | None = None,
+    ) -> list[outbox.Job]:
+        """Append to the audit trail; the number is stored masked.
+
+        What the event leaves to do (``intents``) is written to the outbox in the same
+        transaction; the jobs to enqueue once it has committed are returned.
+        """
         with self.session() as s:
-            s.add(
-                AuditEvent(
-                    practice_id=practice_id,
-                    channel=channel,
-                    outcome=outcome,
-                    actor=actor,
-                    to_masked=mask(to_number),
-                    requested_by=requested_by,
-                    reference=reference,
-                )
+            event = AuditEvent(
+                practice_id=practice_id,
+                channel=channel,
+                outcome=outcome,
+                actor=actor,
+                to_masked=mask(to_number),
+                requested_by=requested_by,
+                reference=reference,
+            )
+            s.add(event)
+            if not intents:
+                return []
+            s.flush()
+            return outbox.add(
+                s, intents, now=time.time() if now is None else now, audit_event_id=event.id
             )
 
     def list_events(self, practice_id: str, limit: int = 200) -> list[EventRecord]:

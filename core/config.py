@@ -16,6 +16,8 @@ from typing import Any
 from cryptography.fernet import Fernet
 from limits import parse_many
 
+from core.worker_settings import SettingError, worker_settings
+
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
     "CODEWORD_KEYS",
@@ -87,11 +89,17 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
             env.setdefault(name, value)
 
     port = env.get("PORT", "8000")
+    redis_url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        background = worker_settings(env, redis_url, production)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
     return {
+        **background,
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": env["SECRET_KEY"],
         "CODEWORD_KEYS": [k.strip() for k in env["CODEWORD_KEYS"].split(",") if k.strip()],
-        "REDIS_URL": env.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "REDIS_URL": redis_url,
         "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{instance_path / 'directory.sqlite3'}"),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),

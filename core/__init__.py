@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Request
 from flask.sessions import SessionInterface
 
+from core import queue
 from core.config import load_config
 from core.errors import register_error_handlers
 from core.observability import configure_logging
@@ -16,6 +17,7 @@ from core.observability import init_app as init_observability
 from core.telephony import make_carrier
 from store.crypto import CodewordCipher
 from store.directory import Directory
+from store.outbox import Outbox
 from store.ratelimit import RateLimiter
 from store.redis_client import connect
 
@@ -38,9 +40,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
     app.extensions["redis"] = redis_client
-    app.extensions["directory"] = Directory(
-        app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
-    )
+    directory = Directory(app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"]))
+    app.extensions["directory"] = directory
+    app.extensions["outbox"] = Outbox(directory.session)
+    app.extensions["queue"] = queue.make_queue(queue.connect(app.config["QUEUE_REDIS_URL"]))
+    app.extensions["outbox_jobs"] = _outbox_jobs()
     app.extensions["limiter"] = RateLimiter(redis_client)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
@@ -56,9 +60,19 @@ class _NoSessions(SessionInterface):
         return None
 
 
+def _outbox_jobs() -> dict[str, queue.JobFunction]:
+    """The job that works each kind of outbox row."""
+    from core.events import deliver_event
+    from sms.delivery import redact_text
+    from sms.notices import send_notice
+
+    return {"event": deliver_event, "notice": send_notice, "redaction": redact_text}
+
+
 def _register_blueprints(app: Flask) -> None:
     from api.admin import bp as admin_bp
     from api.codeword_texts import bp as codeword_texts_bp
+    from api.events import bp as events_bp
     from api.number_verification import bp as number_verification_bp
     from api.verification_calls import bp as verification_calls_bp
     from core.health import bp as health_bp
@@ -67,6 +81,7 @@ def _register_blueprints(app: Flask) -> None:
 
     app.register_blueprint(health_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(events_bp)
     app.register_blueprint(ivr_bp)
     app.register_blueprint(sms_bp)
     app.register_blueprint(codeword_texts_bp)

@@ -18,6 +18,7 @@ def register(app: Flask) -> None:
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
     app.cli.add_command(phone)
+    app.cli.add_command(worker)
 
 
 @click.command("init-db")
@@ -41,6 +42,18 @@ def rotate_codeword_keys() -> None:
             "Redis is unavailable: run this again to re-encrypt the sealed challenge codes"
         ) from None
     click.echo(f"re-encrypted {sealed} sealed challenge code(s) in Redis")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queue is empty, then stop.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run the background worker: outcome events, notices, redaction at Twilio."""
+    from core.queue import queue
+    from core.worker import run_worker
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    run_worker(app, queue().connection, burst=burst)
 
 
 DEMO_PRACTICE = "demo-practice"

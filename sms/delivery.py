@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import re
 
-from core import background
+from core import background, queue
 from core.errors import ServiceError
 from core.extensions import carrier, directory
+from store.models import Redaction
 from store.phone import mask
 
 log = logging.getLogger(__name__)
@@ -64,3 +65,37 @@ def redact(message_sid: str, to: str | None) -> None:
     log.info(
         "codeword text %s to %s redacted", message_sid, mask(to), extra={"message_sid": message_sid}
     )
+
+
+# The worker's side: one redaction row -------------------------------------------
+
+# Seconds between attempts while Twilio refuses, doubling up to an hour: a body stays
+# at Twilio until it is blanked, so there is no last attempt.
+FIRST_RETRY = 30.0
+MAX_RETRY = 3600.0
+
+
+def redact_text(redaction_id: int) -> str:
+    """Blank one codeword text's body at Twilio, if due and held by no one else."""
+    outbox = queue.outbox()
+    row = outbox.claim(Redaction, redaction_id, now=queue.now(), lease=queue.lease())
+    if row is None:
+        return "skipped"
+    extra = {"message_sid": row.message_sid}
+    try:
+        carrier().redact_message(row.message_sid)
+    except ServiceError as exc:
+        wait = min(FIRST_RETRY * 2 ** (row.attempts - 1), MAX_RETRY)
+        outbox.settle(Redaction, row, due_at=queue.now() + wait, last_error=exc.code)
+        log.error(
+            "codeword text %s to %s not redacted: %s; next attempt in %.0f s",
+            row.message_sid,
+            row.to_masked,
+            exc.code,
+            wait,
+            extra=extra,
+        )
+        return "retry"
+    outbox.settle(Redaction, row, status="redacted", last_error=None)
+    log.info("codeword text %s to %s redacted", row.message_sid, row.to_masked, extra=extra)
+    return "redacted"

@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import background
+from core import background, queue
 from core.errors import ServiceError
 from core.extensions import carrier, directory
-from core.telephony import RecipientOptedOut
+from core.telephony import CarrierTimedOut, RecipientOptedOut
 from sms.messages import Texts
+from store.models import DisclosureNotice
 from store.phone import mask
 
 log = logging.getLogger(__name__)
@@ -113,3 +114,66 @@ def _keep_opt_out(number: str) -> None:
         directory().opt_out(number)
     except SQLAlchemyError as exc:
         log.error("opt-out of %s not stored: %s", mask(number), type(exc).__name__)
+
+
+# The worker's side: one notice row, one text --------------------------------------
+
+# Seconds between attempts while Twilio fails; after the last, the notice is failed.
+RETRY_SCHEDULE = (30.0, 120.0, 600.0, 1800.0, 3600.0)
+
+
+def send_notice(notice_id: int) -> str:
+    """Text one admin of one disclosure, if due and held by no one else; what came of it."""
+    outbox = queue.outbox()
+    row = outbox.claim(DisclosureNotice, notice_id, now=queue.now(), lease=queue.lease())
+    if row is None:
+        return "skipped"
+    practice = directory().get_practice(row.practice_id)
+    if practice is None or directory().is_opted_out(row.to_number):
+        outbox.settle(DisclosureNotice, row, status="skipped")
+        return "skipped"
+    body = Texts.from_config(current_app.config).disclosure_notice(
+        practice.name,
+        channel=row.channel,
+        to_masked=row.disclosed_to or "an unknown number",
+        at=row.disclosed_at,
+        requested_by=row.requested_by,
+        by_support=row.by_support,
+    )
+    try:
+        carrier().send_sms(to=row.to_number, body=body)
+    except RecipientOptedOut:
+        log.info("disclosure notice to %s refused: opted out at Twilio", mask(row.to_number))
+        _keep_opt_out(row.to_number)
+        outbox.settle(DisclosureNotice, row, status="skipped", last_error="opted out")
+        return "skipped"
+    except CarrierTimedOut:
+        # Twilio may have sent it: sending again could tell the admin twice.
+        log.warning("disclosure notice %s to %s unconfirmed", row.id, mask(row.to_number))
+        outbox.settle(DisclosureNotice, row, status="unconfirmed", last_error="carrier timeout")
+        return "unconfirmed"
+    except ServiceError as exc:
+        if row.attempts > len(RETRY_SCHEDULE):
+            outbox.settle(DisclosureNotice, row, status="failed", last_error=exc.code)
+            log.error(
+                "disclosure notice %s to %s failed: %s", row.id, mask(row.to_number), exc.code
+            )
+            return "failed"
+        outbox.settle(
+            DisclosureNotice,
+            row,
+            due_at=queue.now() + RETRY_SCHEDULE[row.attempts - 1],
+            last_error=exc.code,
+        )
+        log.warning(
+            "disclosure notice %s to %s not sent yet: %s", row.id, mask(row.to_number), exc.code
+        )
+        return "retry"
+    outbox.settle(DisclosureNotice, row, status="sent", last_error=None)
+    log.info(
+        "disclosure notice for practice %s (%s) sent to %s",
+        row.practice_id,
+        row.channel,
+        mask(row.to_number),
+    )
+    return "sent"

@@ -1,0 +1,161 @@
+"""Real worker processes: killed, doubled, their Redis flushed; nothing lost, nothing twice.
+
+Each worker is ``flask --app wsgi worker`` in its own process, as the Procfile runs it,
+on the test Redis and database, posting to a real receiver on loopback. Leases, the
+sweep and the retry schedule are short here (WORKER_LEASE_SECONDS, WORKER_SWEEP_SECONDS,
+EVENTS_RETRY_SCHEDULE), so what production does in minutes happens in seconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from itertools import pairwise
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from rq.registry import StartedJobRegistry
+from standardwebhooks.webhooks import Webhook
+
+from core import queue
+from tests.conftest import put_practice, put_user
+from tests.events_receiver import EventsReceiver, events_receiver
+from tests.test_outcome_events import EVENTS_SECRET, disclose, event_row
+from tests.workers import WorkerProcess, worker_process
+
+WAIT = 30.0
+
+
+@pytest.fixture
+def receiver() -> Iterator[EventsReceiver]:
+    with events_receiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def worker_env(base_env: dict[str, str], receiver: EventsReceiver) -> dict[str, str]:
+    return {
+        **base_env,
+        "EVENTS_URL": receiver.url,
+        "EVENTS_SECRET": EVENTS_SECRET,
+        "EVENTS_RETRY_SCHEDULE": "1,1",
+        "WORKER_LEASE_SECONDS": "2",
+        "WORKER_SWEEP_SECONDS": "1",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask], worker_env: dict[str, str]) -> Flask:
+    return make_app(**worker_env)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    client = app.test_client()
+    assert put_practice(client, "p-1").status_code == 201
+    for user_id, cell in (("u-1", "+12025550111"), ("u-2", "+12025550122")):
+        put_user(client, "p-1", user_id, cell_number=cell, cell_number_verified=True)
+    return client
+
+
+def until(done: Callable[[], bool], what: str, worker: WorkerProcess | None = None) -> None:
+    """Poll ``done`` until it holds (the worker is another process); fail after WAIT s."""
+    deadline = time.monotonic() + WAIT
+    while not done():
+        if time.monotonic() > deadline:
+            log = f"\nworker log:\n{worker.log()}" if worker else ""
+            raise AssertionError(f"still waiting for {what}{log}")
+        time.sleep(0.05)
+
+
+def all_settled(app: Flask) -> bool:
+    """No row pending or held, and no job queued or running: nothing more can be sent."""
+    with app.app_context():
+        q = queue.queue()
+        busy = q.count + StartedJobRegistry(queue=q).count
+        counts = list(queue.outbox().counts())
+    return busy == 0 and all(status != "pending" for _, status, _ in counts)
+
+
+def test_a_worker_killed_between_a_disclosure_and_its_event_loses_nothing(
+    app: Flask, client: FlaskClient, receiver: EventsReceiver, worker_env: dict[str, str]
+) -> None:
+    release = receiver.hold_next()
+    with worker_process(worker_env) as worker:
+        event_id = disclose(app)
+        until(receiver.arrived.is_set, "the first attempt", worker)
+        worker.kill()  # mid-delivery: the receiver has the request, the row its claim
+        release.set()
+        assert event_row(app, event_id).status == "pending"
+
+        worker.start()
+        until(lambda: event_id in receiver.ids(), "the event delivered", worker)
+    assert event_row(app, event_id).status == "delivered"
+    assert set(receiver.ids(delivered_only=False)) == {event_id}
+
+
+def test_a_worker_killed_before_it_took_the_job_loses_nothing(
+    app: Flask, client: FlaskClient, receiver: EventsReceiver, worker_env: dict[str, str]
+) -> None:
+    event_id = disclose(app)  # queued while no worker runs
+    worker = WorkerProcess(worker_env)
+    worker.start()
+    worker.kill()
+    with worker_process(worker_env) as worker:
+        until(lambda: event_id in receiver.ids(), "the event delivered", worker)
+    worker.close()
+
+
+def test_events_pending_while_redis_is_flushed_still_go(
+    app: Flask,
+    client: FlaskClient,
+    receiver: EventsReceiver,
+    worker_env: dict[str, str],
+    redis_url: str,
+) -> None:
+    sent = {disclose(app, notices=True) for _ in range(5)}
+    redis.Redis.from_url(redis_url).flushall()  # the queued jobs are gone
+    with worker_process(worker_env) as worker:
+        until(lambda: set(receiver.ids()) == sent, "every event delivered", worker)
+        texts = app.extensions["carrier"]
+        until(lambda: len(texts.recorded("messages")) == 10, "every notice sent", worker)
+
+
+def test_two_workers_deliver_every_event_and_notice_exactly_once(
+    app: Flask, client: FlaskClient, receiver: EventsReceiver, worker_env: dict[str, str]
+) -> None:
+    with worker_process(worker_env) as first, worker_process(worker_env) as second:
+        sent = [disclose(app, notices=True) for _ in range(40)]
+        until(lambda: len(receiver.ids()) >= 40, "40 events", first)
+        texts = app.extensions["carrier"]
+        until(lambda: len(texts.recorded("messages")) >= 80, "80 notices", second)
+        until(lambda: all_settled(app), "every row settled and the queue empty", first)
+
+    assert sorted(receiver.ids(delivered_only=False)) == sorted(sent)
+    told = Counter(t["to"] for t in texts.recorded("messages"))
+    assert told == {"+12025550111": 40, "+12025550122": 40}
+    for got in receiver.snapshot():
+        Webhook(EVENTS_SECRET).verify(got.body, got.headers)
+
+
+def test_a_receiver_failing_twice_gets_three_attempts_of_one_id(
+    app: Flask, client: FlaskClient, receiver: EventsReceiver, worker_env: dict[str, str]
+) -> None:
+    receiver.answer(500, 500)
+    with worker_process(worker_env) as worker:
+        event_id = disclose(app)
+        until(lambda: event_id in receiver.ids(), "the third attempt", worker)
+    got = receiver.snapshot()
+    assert [(r.webhook_id, r.status) for r in got] == [
+        (event_id, 500),
+        (event_id, 500),
+        (event_id, 204),
+    ]
+    # The retries follow EVENTS_RETRY_SCHEDULE (1 s), give or take a sweep (1 s).
+    gaps = [later.at - earlier.at for earlier, later in pairwise(got)]
+    assert all(0.9 <= gap <= 4 for gap in gaps), gaps
+    assert event_row(app, event_id).attempts == 3

@@ -39,6 +39,12 @@ class AppWorker(SimpleWorker):
     def __init__(self, app: Flask, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.app = app
+        self.asked_to_stop = False
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        # RQ's own flag is set only when the signal comes mid-job.
+        self.asked_to_stop = True
+        super().request_stop(signum, frame)
 
     def execute_job(self, job: QueueJob, queue: Queue) -> None:
         with self.app.app_context():
@@ -98,7 +104,7 @@ def run_worker(app: Flask, connection: redis.Redis, *, burst: bool = False) -> N
         while True:
             worker = AppWorker(app, [QUEUE_NAME], connection=connection, name=name)
             worker.work(burst=burst, logging_level="WARNING")
-            if burst or worker._stop_requested:
+            if burst or worker.asked_to_stop:
                 return
             # RQ leaves its loop when Redis times out; the queue is worked again once
             # Redis answers.

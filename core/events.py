@@ -19,7 +19,7 @@ import logging
 import secrets
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, cast
 
 import requests
 from flask import current_app
@@ -189,7 +189,7 @@ def _post(url: str, signer: Webhook, row: OutcomeEvent) -> tuple[int | None, Any
         "webhook-signature": signer.sign(row.id, sent_at, row.body),
     }
     try:
-        response = requests.post(
+        response = _http().post(
             url,
             data=row.body.encode(),
             headers=headers,
@@ -203,6 +203,15 @@ def _post(url: str, signer: Webhook, row: OutcomeEvent) -> tuple[int | None, Any
         return None, type(exc).__name__
     with response:
         return response.status_code, retry_after(response.headers.get("Retry-After"))
+
+
+def _http() -> requests.Session:
+    """The app's HTTP session for events: connections to the receiver are kept open
+    between deliveries (a worker runs one job at a time)."""
+    session = current_app.extensions.get("events_http")
+    if session is None:
+        session = current_app.extensions.setdefault("events_http", requests.Session())
+    return cast(requests.Session, session)
 
 
 def retry_after(value: str | None) -> float | None:

@@ -232,18 +232,17 @@ class Outbox:
         """
         token = uuid.uuid4().hex
         with self.session() as s:
-            result = s.execute(
+            # One statement: the row is taken and read at once (RETURNING, on SQLite and
+            # PostgreSQL alike).
+            row = s.scalars(
                 update(model)
                 .where(model.id == row_id, *_claimable(model, now))
                 .values(claim=token, claimed_until=now + lease, attempts=model.attempts + 1)
+                .returning(model)
                 .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
-                return None
-            row = s.get(model, row_id, populate_existing=True)
-            if row is None:  # pragma: no cover - deleted between the two statements
-                return None
-            s.expunge(row)
+            ).one_or_none()
+            if row is not None:
+                s.expunge(row)
             return row
 
     def settle(self, model: type[Row], row: Row, **values: Any) -> bool:

@@ -15,6 +15,7 @@ from core.errors import register_error_handlers
 from core.observability import configure_logging
 from core.observability import init_app as init_observability
 from core.telephony import make_carrier
+from store.codeword_texts import CodewordTexts
 from store.crypto import CodewordCipher
 from store.directory import Directory
 from store.outbox import Outbox
@@ -43,7 +44,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     directory = Directory(app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"]))
     app.extensions["directory"] = directory
     app.extensions["outbox"] = Outbox(directory.session)
-    app.extensions["queue"] = queue.make_queue(queue.connect(app.config["QUEUE_REDIS_URL"]))
+    app.extensions["codeword_texts"] = CodewordTexts(directory.session)
+    app.extensions["queue"] = queue.make_queue(
+        queue.connect(app.config["QUEUE_REDIS_URL"]),
+        # Tests may run each job as it is enqueued, inside the request (RQ's is_async=False).
+        is_async=app.config.get("QUEUE_IS_ASYNC", True),
+    )
     app.extensions["outbox_jobs"] = _outbox_jobs()
     app.extensions["limiter"] = RateLimiter(redis_client)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
@@ -63,10 +69,16 @@ class _NoSessions(SessionInterface):
 def _outbox_jobs() -> dict[str, queue.JobFunction]:
     """The job that works each kind of outbox row."""
     from core.events import deliver_event
+    from sms.codeword_texts import send_queued_text
     from sms.delivery import redact_text
     from sms.notices import send_notice
 
-    return {"event": deliver_event, "notice": send_notice, "redaction": redact_text}
+    return {
+        "text": send_queued_text,
+        "event": deliver_event,
+        "notice": send_notice,
+        "redaction": redact_text,
+    }
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -75,8 +75,8 @@ def connect(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, **options)
 
 
-def make_queue(connection: redis.Redis) -> Queue:
-    return Queue(QUEUE_NAME, connection=connection, default_timeout=JOB_TIMEOUT)
+def make_queue(connection: redis.Redis, *, is_async: bool = True) -> Queue:
+    return Queue(QUEUE_NAME, connection=connection, default_timeout=JOB_TIMEOUT, is_async=is_async)
 
 
 def queue() -> Queue:
@@ -110,7 +110,12 @@ def enqueue(jobs: Sequence[Job]) -> None:
         for job in jobs
     ]
     try:
-        q.enqueue_many(data)
+        if q.is_async:
+            q.enqueue_many(data)
+        else:
+            # Run here and now (tests); enqueue_many would save each job again afterwards.
+            for item in data:
+                q.enqueue_call(item.func, args=item.args, job_id=item.job_id, result_ttl=0)
     except redis.RedisError as exc:
         log.warning(
             "%d background job(s) not enqueued (%s); the sweep will enqueue them",

@@ -44,7 +44,7 @@ class AppWorker(SimpleWorker):
     def request_stop(self, signum: int, frame: Any) -> None:
         # RQ's own flag is set only when the signal comes mid-job.
         self.asked_to_stop = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
     def execute_job(self, job: QueueJob, queue: Queue) -> None:
         with self.app.app_context():

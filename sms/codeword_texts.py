@@ -1,32 +1,36 @@
-"""Texting the codeword: through the REST API only, to an admin's verified cell, audited.
+"""Texting the codeword: through the REST API only, to an admin's verified cell, by the worker.
 
 Both ways a codeword text starts end here: an admin's CODEWORD keyword
-(sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py).
-The text goes with a short ValidityPeriod and a status callback, so that
-sms/delivery.py can redact its body at Twilio once it is delivered or failed.
-Once it is sent, the practice's other admins are told (sms/notices.py).
+(sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py). The
+request decides, counts the text against the limits and keeps it in SQL (``ask``); it
+answers at once and never waits for Twilio. The worker sends it (``send_queued_text``)
+with a short ValidityPeriod and a status callback, then records, in one transaction with
+the audit event, what the send leaves: the body's redaction at Twilio (after the
+delivery report, or REDACT_AFTER_SECONDS if none comes), the notices to the practice's
+other admins and the outcome event.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlencode
 
 import redis
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
-from core.errors import Conflict, NotFound
+from core import events, queue
+from core.errors import CarrierUnavailable, Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
 from core.telephony import CarrierTimedOut, RecipientOptedOut
-from ivr import clock
-from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
+from store import outbox
+from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
 from store.directory import PracticeRecord, UserRecord
+from store.models import CodewordText
 from store.phone import mask
 from store.ratelimit import refuse_if_exhausted
 
@@ -36,6 +40,9 @@ log = logging.getLogger(__name__)
 VALIDITY_PERIOD = 600
 # The actor recorded when admins text CODEWORD themselves.
 SELF = "self"
+# Seconds between sends while Twilio fails: a codeword asked for minutes ago is no use,
+# so a few quick tries, then the text is failed (the admin can ask again).
+RETRY_SCHEDULE = (5.0, 30.0, 120.0)
 
 
 class NoCodeword(Conflict):
@@ -43,8 +50,8 @@ class NoCodeword(Conflict):
 
 
 @dataclass(frozen=True)
-class CodewordText:
-    """A codeword text handed to Twilio: its MessageSid, status and masked number."""
+class QueuedText:
+    """A codeword text as its requester sees it: our id, its status, the masked number."""
 
     id: str
     status: str
@@ -54,125 +61,61 @@ class CodewordText:
         return {"id": self.id, "status": self.status, "to": self.to}
 
 
+def codeword_texts() -> CodewordTexts:
+    return cast(CodewordTexts, current_app.extensions["codeword_texts"])
+
+
 def may_receive_codeword(user: UserRecord) -> bool:
     """Only an admin's verified cell ever gets the codeword."""
     return user.role == "admin" and bool(user.cell_number) and user.cell_number_verified
 
 
-def status_callback_url(practice_id: str) -> str:
-    """Where Twilio reports the text's delivery; the practice rides in the signed query."""
+def status_callback_url(practice_id: str, text_id: str) -> str:
+    """Where Twilio reports the text's delivery; the practice and our id ride in the
+    signed query (the id finds a text whose MessageSid we never heard)."""
     base = current_app.config["PUBLIC_BASE_URL"]
-    return f"{base}/sms/status?{urlencode({'practice_id': practice_id})}"
+    return f"{base}/sms/status?{urlencode({'practice_id': practice_id, 'text': text_id})}"
 
 
-def send_codeword_text(
+def ask(
     practice: PracticeRecord, user: UserRecord, *, actor: str, requested_by: str | None
-) -> CodewordText:
-    """Text the codeword to ``user``'s verified cell, record it, count it.
-
-    The caller has checked the limits. Raises NoCodeword, RecipientOptedOut (also
-    when Twilio reports error 21610, which is then kept as our opt-out too) or
-    CarrierUnavailable; nothing is recorded or counted then, unless Twilio took the
-    text and did not answer in time (CarrierTimedOut): it may be on its way, so it is
-    audited as ``unconfirmed`` and counted.
-    """
+) -> QueuedText:
+    """Keep a codeword text for the worker to send and count it; the caller has checked
+    the limits. Raises NoCodeword, RecipientOptedOut or Conflict."""
     if not may_receive_codeword(user) or user.cell_number is None:
         raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
     number = user.cell_number
     if directory().is_opted_out(number):
         raise RecipientOptedOut("the recipient has opted out of texts from this number")
-    codeword = directory().read_codeword(practice.id)
-    if codeword is None:
+    if not practice.has_codeword:
         raise NoCodeword("the practice has no codeword yet")
-    body = Texts.from_config(current_app.config).codeword(
-        practice.name, codeword, by_support=actor != SELF
+    text, job = codeword_texts().ask(
+        practice_id=practice.id,
+        user_id=user.id,
+        to_number=number,
+        actor=actor,
+        requested_by=requested_by,
+        now=queue.now(),
     )
-    try:
-        sid = carrier().send_sms(
-            to=number,
-            body=body,
-            status_callback=status_callback_url(practice.id),
-            validity_period=VALIDITY_PERIOD,
-        )
-    except RecipientOptedOut:
-        directory().opt_out(number)
-        raise
-    except CarrierTimedOut:
-        _record_sent(
-            practice.id, number, None, actor=actor, requested_by=requested_by, outcome="unconfirmed"
-        )
-        # It may have reached the admin: better a notice too many than a disclosure unheard of.
-        _notify(practice, user, number, actor=actor, requested_by=requested_by)
-        raise
-    DISCLOSURES.labels("sms").inc()
-    _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
-    _notify(practice, user, number, actor=actor, requested_by=requested_by)
-    return CodewordText(id=sid, status="queued", to=mask(number) or "")
-
-
-def _notify(
-    practice: PracticeRecord,
-    user: UserRecord,
-    number: str,
-    *,
-    actor: str,
-    requested_by: str | None,
-) -> None:
-    notices.after_disclosure(
-        notices.Disclosure(
-            practice_id=practice.id,
-            practice_name=practice.name,
-            channel="sms",
-            to=number,
-            requested_by=requested_by or user.name,
-            by_support=actor != SELF,
-            at=clock.now(),
-        )
-    )
-
-
-def _record_sent(
-    practice_id: str,
-    number: str,
-    sid: str | None,
-    *,
-    actor: str,
-    requested_by: str | None,
-    outcome: str = "sent",
-) -> None:
-    """Audit and count a text already sent; a failure here must not undo or repeat it."""
-    try:
-        directory().record_event(
-            practice_id,
-            channel="sms",
-            outcome=outcome,
-            actor=actor,
-            to_number=number,
-            requested_by=requested_by,
-            reference=sid,
-        )
-    except SQLAlchemyError as exc:
-        log.error(
-            "codeword text %s to %s for practice %s by %s sent but not audited: %s",
-            sid,
-            mask(number),
-            practice_id,
-            actor,
-            type(exc).__name__,
-        )
     batch = limiter().batch()
     batch.spend(number_rule(number))
-    batch.spend(practice_rule(practice_id))
+    batch.spend(practice_rule(practice.id))
     try:
         batch.execute()
-    except redis.RedisError as exc:
-        log.warning("codeword text %s sent but not counted: %s", sid, type(exc).__name__)
+    except redis.RedisError:
+        # Not counted, so not sent: the request fails as a whole.
+        codeword_texts().cancel(text.id)
+        raise
+    queue.enqueue([job])
+    # Counted when accepted: the worker sending it has no /metrics of its own.
+    DISCLOSURES.labels("sms").inc()
+    return QueuedText(id=text.id, status="queued", to=mask(number) or "")
 
 
 def text_codeword_on_request(
     practice_id: str, user_id: str, *, actor: str, requested_by: str
-) -> CodewordText:
-    """Support asks us to text the codeword to a user of a practice: decide, then send."""
+) -> QueuedText:
+    """Support asks us to text the codeword to a user of a practice: decide, then queue."""
     practice = directory().get_practice(practice_id)
     if practice is None:
         raise NotFound("no such practice")
@@ -198,4 +141,129 @@ def text_codeword_on_request(
         batch.now,
         "too many codeword texts to this number or practice, try again later",
     )
-    return send_codeword_text(practice, user, actor=actor, requested_by=requested_by)
+    return ask(practice, user, actor=actor, requested_by=requested_by)
+
+
+# The worker's side ------------------------------------------------------------------
+
+
+def send_queued_text(text_id: str) -> str:
+    """Send one codeword text, if due and held by no one else; what came of it."""
+    box = queue.outbox()
+    row = box.claim(CodewordText, text_id, now=queue.now(), lease=queue.lease())
+    if row is None:
+        return "skipped"
+    practice = directory().get_practice(row.practice_id)
+    user = directory().get_user(row.practice_id, row.user_id)
+    # Still the admin's verified cell, and still a codeword to send, as when asked.
+    if practice is None or user is None or not may_receive_codeword(user):
+        return _refuse(row, "no longer allowed")
+    if user.cell_number != row.to_number or directory().is_opted_out(row.to_number):
+        return _refuse(row, "no longer allowed")
+    codeword = directory().read_codeword(practice.id)
+    if codeword is None:
+        return _refuse(row, "no codeword")
+    body = Texts.from_config(current_app.config).codeword(
+        practice.name, codeword, by_support=row.actor != SELF
+    )
+    try:
+        sid: str | None = carrier().send_sms(
+            to=row.to_number,
+            body=body,
+            status_callback=status_callback_url(practice.id, row.id),
+            validity_period=VALIDITY_PERIOD,
+        )
+    except RecipientOptedOut:
+        directory().opt_out(row.to_number)
+        return _refuse(row, "opted out")
+    except CarrierTimedOut:
+        # It may have reached the admin: audited, notified, told; redacted once its
+        # delivery report names it.
+        sid = None
+    except CarrierUnavailable as exc:
+        return _try_later(box, row, exc.code)
+    status = SENT if sid else UNCONFIRMED
+    jobs = codeword_texts().sent(
+        row, status=status, message_sid=sid, intents=_left_to_do(row, sid), now=queue.now()
+    )
+    queue.enqueue(jobs)
+    log.info(
+        "codeword text %s for practice %s to %s %s",
+        row.id,
+        row.practice_id,
+        mask(row.to_number),
+        status,
+        extra={"message_sid": sid},
+    )
+    return status
+
+
+def _left_to_do(row: CodewordText, sid: str | None) -> list[outbox.Intent]:
+    """What a codeword text that went leaves: its redaction, notices, the outcome event."""
+    now = queue.now()
+    intents: list[outbox.Intent] = [
+        outbox.NoticesToAdmins(
+            practice_id=row.practice_id,
+            channel="sms",
+            disclosed_to=row.to_number,
+            requested_by=row.requested_by or row.actor,
+            by_support=row.actor != SELF,
+        )
+    ]
+    if sid is not None:
+        due = now + float(current_app.config["REDACT_AFTER_SECONDS"])
+        intents.append(outbox.RedactionDue(sid, row.practice_id, row.to_number, due_at=due))
+    if events.enabled():
+        intents.append(
+            events.codeword_disclosed(
+                practice_id=row.practice_id,
+                channel="sms",
+                to=row.to_number,
+                actor=row.actor,
+                requested_by=row.requested_by,
+                reference=sid,
+                subject=f"text:{row.id}",
+                at=now,
+            )
+        )
+    return intents
+
+
+def _refuse(row: CodewordText, why: str) -> str:
+    queue.outbox().settle(CodewordText, row, status="refused", last_error=why)
+    log.warning(
+        "codeword text %s for practice %s to %s not sent: %s",
+        row.id,
+        row.practice_id,
+        mask(row.to_number),
+        why,
+    )
+    return "refused"
+
+
+def _try_later(box: outbox.Outbox, row: CodewordText, error: str) -> str:
+    if row.attempts > len(RETRY_SCHEDULE):
+        box.settle(CodewordText, row, status="failed", last_error=error)
+        log.error(
+            "codeword text %s for practice %s to %s failed: %s",
+            row.id,
+            row.practice_id,
+            mask(row.to_number),
+            error,
+        )
+        return "failed"
+    wait = RETRY_SCHEDULE[row.attempts - 1]
+    box.settle(CodewordText, row, due_at=queue.now() + wait, last_error=error)
+    log.warning(
+        "codeword text %s to %s not sent yet: %s; next attempt in %.0f s",
+        row.id,
+        mask(row.to_number),
+        error,
+        wait,
+    )
+    return "retry"
+
+
+def find_text(text_id: str | None, message_sid: str, delivery: str) -> TextRecord | None:
+    """Note Twilio's delivery report on the text it is about, if we know it."""
+    return codeword_texts().reported(text_id=text_id, message_sid=message_sid, delivery=delivery)

@@ -397,21 +397,17 @@ class Directory:
         transaction; the jobs to enqueue once it has committed are returned.
         """
         with self.session() as s:
-            event = AuditEvent(
-                practice_id=practice_id,
+            return add_audit_event(
+                s,
+                practice_id,
                 channel=channel,
                 outcome=outcome,
                 actor=actor,
-                to_masked=mask(to_number),
+                to_number=to_number,
                 requested_by=requested_by,
                 reference=reference,
-            )
-            s.add(event)
-            if not intents:
-                return []
-            s.flush()
-            return outbox.add(
-                s, intents, now=time.time() if now is None else now, audit_event_id=event.id
+                intents=intents,
+                now=time.time() if now is None else now,
             )
 
     def list_events(self, practice_id: str, limit: int = 200) -> list[EventRecord]:
@@ -435,6 +431,36 @@ class Directory:
                 )
                 for e in rows
             ]
+
+
+def add_audit_event(
+    session: Session,
+    practice_id: str,
+    *,
+    channel: str,
+    outcome: str,
+    actor: str,
+    to_number: str | None,
+    requested_by: str | None,
+    reference: str | None,
+    intents: Sequence[outbox.Intent],
+    now: float,
+) -> list[outbox.Job]:
+    """Add an audit event, and the outbox rows it leaves, to ``session``'s transaction."""
+    event = AuditEvent(
+        practice_id=practice_id,
+        channel=channel,
+        outcome=outcome,
+        actor=actor,
+        to_masked=mask(to_number),
+        requested_by=requested_by,
+        reference=reference,
+    )
+    session.add(event)
+    if not intents:
+        return []
+    session.flush()
+    return outbox.add(session, intents, now=now, audit_event_id=event.id)
 
 
 def _make_engine(database_url: str) -> Engine:

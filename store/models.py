@@ -178,3 +178,24 @@ class Redaction(OutboxRow, Base):
     message_sid: Mapped[str] = mapped_column(String(34), unique=True)
     practice_id: Mapped[str] = mapped_column(String(64))
     to_masked: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CodewordText(OutboxRow, Base):
+    """A codeword text to send: asked for by an admin (CODEWORD) or by support, sent by the
+    worker, then followed to its delivery report."""
+
+    __tablename__ = "codeword_texts"
+    __table_args__ = (
+        ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
+        Index("ix_codeword_texts_due", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    practice_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message_sid: Mapped[str | None] = mapped_column(String(34), nullable=True, unique=True)
+    # Twilio's final word: delivered, undelivered or failed (None until the report).
+    delivery: Mapped[str | None] = mapped_column(String(16), nullable=True)

@@ -20,14 +20,25 @@ from sqlalchemy import ColumnElement, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from store.models import DisclosureNotice, OptOut, OutboxRow, OutcomeEvent, Redaction, User
+from store.models import (
+    CodewordText,
+    DisclosureNotice,
+    OptOut,
+    OutboxRow,
+    OutcomeEvent,
+    Redaction,
+    User,
+)
 from store.phone import mask
 
 PENDING = "pending"
-Row = TypeVar("Row", OutcomeEvent, DisclosureNotice, Redaction)
+Row = TypeVar("Row", OutcomeEvent, DisclosureNotice, Redaction, CodewordText)
 
 # Each kind of work, by the name its jobs and metrics use.
-KINDS: dict[str, type[OutcomeEvent] | type[DisclosureNotice] | type[Redaction]] = {
+KINDS: dict[
+    str, type[OutcomeEvent] | type[DisclosureNotice] | type[Redaction] | type[CodewordText]
+] = {
+    "text": CodewordText,
     "event": OutcomeEvent,
     "notice": DisclosureNotice,
     "redaction": Redaction,
@@ -210,7 +221,7 @@ def _claimable(model: type[OutboxRow], now: float) -> list[ColumnElement[bool]]:
     return [
         model.status == PENDING,
         model.due_at <= now,
-        or_(model.claimed_until.is_(None), model.claimed_until < now),
+        or_(model.claimed_until.is_(None), model.claimed_until <= now),
     ]
 
 

@@ -93,14 +93,16 @@ def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
 def make_app(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[..., Flask]:
     """Build an app from ``base_env`` plus overrides (a value of None unsets a variable)."""
 
-    def build(**overrides: str | None) -> Flask:
+    def build(*, queue_async: bool = False, **overrides: str | None) -> Flask:
+        """Background jobs run as they are enqueued, inside the request, unless
+        ``queue_async``: then they wait in the queue for a worker, as in production."""
         for name in [*list(base_env), "APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL"]:
             monkeypatch.delenv(name, raising=False)
         env: dict[str, str | None] = {**base_env, **overrides}
         for name, value in env.items():
             if value is not None:
                 monkeypatch.setenv(name, value)
-        app = create_app({"TESTING": True})
+        app = create_app({"TESTING": True, "QUEUE_IS_ASYNC": queue_async})
         app.extensions["directory"].create_all()
         return app
 

@@ -41,6 +41,7 @@ def receiver() -> Iterator[EventsReceiver]:
 @pytest.fixture
 def app(make_app: Callable[..., Flask], receiver: EventsReceiver) -> Flask:
     return make_app(
+        queue_async=True,
         EVENTS_URL=receiver.url,
         EVENTS_SECRET=EVENTS_SECRET,
         EVENTS_RETRY_SCHEDULE="1,1",

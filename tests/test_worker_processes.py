@@ -50,7 +50,7 @@ def worker_env(base_env: dict[str, str], receiver: EventsReceiver) -> dict[str, 
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask], worker_env: dict[str, str]) -> Flask:
-    return make_app(**worker_env)
+    return make_app(queue_async=True, **worker_env)
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
+from core.rate_limits import verification_call_rules
 from core.telephony import PlacedCall
-from ivr.outbound import rate_limit_rules
 from store import keys
 from tests import servers
 from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN
@@ -291,7 +291,7 @@ def test_the_default_limits_are_3_an_hour_and_10_a_day_per_practice_30_per_token
     app: Flask,
 ) -> None:
     with app.app_context():
-        rules = rate_limit_rules("p-1", "helpdesk")
+        rules = verification_call_rules("p-1", "helpdesk")
     assert [(str(r.limit), r.subject) for r in rules] == [
         ("3 per 1 hour", "p-1"),
         ("10 per 1 day", "p-1"),

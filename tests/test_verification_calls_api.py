@@ -309,6 +309,11 @@ def test_a_fourth_call_to_a_practice_within_the_hour_is_429(client: FlaskClient)
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 3000 < int(limited.headers["Retry-After"]) <= 3600
     assert len(placed_calls(client)) == 3
+    # The body says it too, for a support agent who never sees headers.
+    error = limited.get_json()["error"]
+    assert error["limit"] == "verification_calls_per_practice"
+    assert error["retry_after"] == int(limited.headers["Retry-After"])
+    assert str(error["retry_after"]) in error["message"]
 
 
 def test_the_daily_limit_per_practice_applies_too(make_app: Callable[..., Flask]) -> None:

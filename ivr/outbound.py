@@ -22,6 +22,7 @@ from core.observability import CALLS_TRIGGERED
 from ivr import challenge, clock, session, tokens
 from store import keys
 from store.directory import PracticeRecord
+from store.errors import LimitExceeded
 from store.ratelimit import Reservation
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,14 @@ def request_call(
     if not practice.has_codeword:
         raise Conflict("the practice has no codeword yet", code="no_codeword")
 
-    reservation = rate_limits.reserve_verification_call(practice.id, actor)
+    try:
+        reservation = rate_limits.reserve_verification_call(practice.id, actor)
+    except LimitExceeded:
+        # A repeat that raced the first request past the look-up above is no second request.
+        existing = session.idempotent_session_id(client, idem_key) if idem_key else None
+        if existing is None:
+            raise
+        return _replay(client, existing, practice_id)
     with rate_limits.given_back_on_failure(reservation):
         return place_call(
             practice,

@@ -191,6 +191,35 @@ def test_an_idempotent_repeat_is_not_rate_limited(client: FlaskClient) -> None:
 
 
 @pytest.mark.usefixtures("practice")
+def test_a_repeat_racing_the_first_request_past_its_look_up_is_no_second_request(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat looked before the first request stored its key, then found the limit
+    spent by that very request: it is answered as a repeat, not refused as a new call."""
+    from ivr import session
+
+    headers = {"Idempotency-Key": "ticket-4711"}
+    for _ in range(2):
+        assert request_call(client).status_code == 201
+        end_last_call(client)
+    first = request_call(client, headers=headers)
+    assert first.status_code == 201
+    looked_up = session.idempotent_session_id
+    looks: list[str | None] = []
+
+    def too_early_the_first_time(*args: Any) -> str | None:
+        found = looked_up(*args)
+        looks.append(found)
+        return None if len(looks) == 1 else found
+
+    monkeypatch.setattr(session, "idempotent_session_id", too_early_the_first_time)
+    again = request_call(client, headers=headers)
+    assert (again.status_code, again.get_json()["id"]) == (201, first.get_json()["id"])
+    assert looks == [first.get_json()["id"]] * 2
+    assert request_call(client).status_code == 429
+
+
+@pytest.mark.usefixtures("practice")
 def test_an_idempotency_key_belongs_to_one_support_token(make_app: Callable[..., Flask]) -> None:
     app = make_app(SUPPORT_TOKENS=f"helpdesk={SUPPORT_TOKEN},console=console-token-0000000001")
     client = app.test_client()

@@ -2,7 +2,7 @@
 
 Both ways a codeword text starts end here: an admin's CODEWORD keyword
 (sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py). The
-request decides, counts the text against the limits and keeps it in SQL (``ask``); it
+request decides, reserves the text's rate-limit slots and keeps it in SQL (``ask``); it
 answers at once and never waits for Twilio. The worker sends it (``send_queued_text``)
 with a short ValidityPeriod and a status callback, then records, in one transaction with
 the audit event, what the send leaves: the body's redaction at Twilio (after the
@@ -17,22 +17,19 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlencode
 
-import redis
 from flask import current_app
 
-from core import events, queue
+from core import events, queue, rate_limits
 from core.errors import CarrierUnavailable, Conflict, NotFound
-from core.extensions import carrier, directory, limiter
-from core.observability import DISCLOSURES, RATE_LIMITED
+from core.extensions import carrier, directory
+from core.observability import DISCLOSURES
 from core.telephony import CarrierTimedOut, RecipientOptedOut
-from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
 from store import outbox
 from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
 from store.directory import PracticeRecord, UserRecord
 from store.models import CodewordText
 from store.phone import mask
-from store.ratelimit import refuse_if_exhausted
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +77,9 @@ def status_callback_url(practice_id: str, text_id: str) -> str:
 def ask(
     practice: PracticeRecord, user: UserRecord, *, actor: str, requested_by: str | None
 ) -> QueuedText:
-    """Keep a codeword text for the worker to send and count it; the caller has checked
-    the limits. Raises NoCodeword, RecipientOptedOut or Conflict."""
+    """Keep a codeword text for the worker to send. The caller has reserved its rate-limit
+    slots (core/rate_limits.py), which stay spent once the text is kept, whatever the
+    worker then meets. Raises NoCodeword, RecipientOptedOut or Conflict."""
     if not may_receive_codeword(user) or user.cell_number is None:
         raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
     number = user.cell_number
@@ -97,15 +95,6 @@ def ask(
         requested_by=requested_by,
         now=queue.now(),
     )
-    batch = limiter().batch()
-    batch.spend(number_rule(number))
-    batch.spend(practice_rule(practice.id))
-    try:
-        batch.execute()
-    except redis.RedisError:
-        # Not counted, so not sent: the request fails as a whole.
-        codeword_texts().cancel(text.id)
-        raise
     queue.enqueue([job])
     # Counted when accepted: the worker sending it has no /metrics of its own.
     DISCLOSURES.labels("sms").inc()
@@ -128,20 +117,9 @@ def text_codeword_on_request(
         raise Conflict("the user has no verified cell number", code="cell_not_verified")
     if directory().is_opted_out(user.cell_number):
         raise RecipientOptedOut("the recipient has opted out of texts from this number")
-    batch = limiter().batch()
-    windows = [
-        batch.window(number_rule(user.cell_number)),
-        batch.window(practice_rule(practice.id)),
-    ]
-    batch.execute()
-    if not all(w.value.open for w in windows):
-        RATE_LIMITED.labels("sms-codeword").inc()
-    refuse_if_exhausted(
-        [w.value for w in windows],
-        batch.now,
-        "too many codeword texts to this number or practice, try again later",
-    )
-    return ask(practice, user, actor=actor, requested_by=requested_by)
+    reservation = rate_limits.reserve_codeword_text(user.cell_number, practice.id)
+    with rate_limits.given_back_on_failure(reservation):
+        return ask(practice, user, actor=actor, requested_by=requested_by)
 
 
 # The worker's side ------------------------------------------------------------------

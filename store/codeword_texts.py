@@ -150,16 +150,6 @@ class CodewordTexts:
             s.flush()
             return _record(row)
 
-    def cancel(self, text_id: str) -> None:
-        """Drop a text not yet sent (its request failed after keeping it)."""
-        with self.session() as s:
-            s.execute(
-                update(CodewordText)
-                .where(CodewordText.id == text_id, CodewordText.status == outbox.PENDING)
-                .values(status="canceled")
-                .execution_options(synchronize_session=False)
-            )
-
     def get(self, text_id: str) -> TextRecord | None:
         with self.session() as s:
             row = s.get(CodewordText, text_id)

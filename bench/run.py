@@ -44,8 +44,8 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
-from ivr.challenge import CODE_LIFETIME
 from phone.webhooks import inbound_text_form
+from store.onetime import CODE_LIFETIME
 from tests import servers
 
 PUBLIC_BASE_URL = "https://codeword.example.com"
@@ -314,7 +314,8 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
     Each has its own practice (so none waits for another's live call) and a
     random challenge code known only as its hash.
     """
-    from ivr import challenge, session
+    from ivr import session
+    from store import onetime
     from store.redis_client import connect
 
     client = connect(redis_url)
@@ -324,7 +325,7 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
         session_id = f"VC{i:08d}{os.urandom(12).hex()}"
         practice_id = f"bench-practice-{i}"
         to = office_number(i)
-        code = challenge.new_code()
+        code = onetime.new_code()
         fields = {
             "practice_id": practice_id,
             "practice_name": "Bright Smiles Dental",
@@ -334,8 +335,8 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
             "requested_by": "Dr. Ana Ruiz (owner)",
             "status": "queued",
             "created_at": repr(now),
-            "expires_at": repr(now + challenge.CODE_LIFETIME),
-            "code_hash": challenge.code_hash(SECRET_KEY, session_id, code),
+            "expires_at": repr(now + onetime.CODE_LIFETIME),
+            "code_hash": onetime.code_hash(SECRET_KEY, session_id, code),
             "wrong_codes": "0",
             "silences": "0",
             "repeats": "0",
@@ -346,7 +347,7 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
             practice_id=practice_id,
             idempotency_redis_key=None,
             now=now,
-            lifetime=challenge.CODE_LIFETIME,
+            lifetime=onetime.CODE_LIFETIME,
             fields=fields,
         )
         if verdict != "created":

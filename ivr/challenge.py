@@ -1,55 +1,24 @@
-"""The one-time challenge code: made, stored hashed, checked, and locked after three misses.
+"""The call's challenge: the code keyed in checked, misses and silences counted, three misses lock.
 
-Support relays the code to the requester; whoever answers the office phone keys
-it in. The code is 6 digits from ``secrets``, lives 10 minutes, works once, and
-is kept only as an HMAC bound to its session, so Redis never holds it in clear.
+Support relays the code to the requester (or the main application shows it to an
+admin, for an office-number call); whoever answers the office phone keys it in.
+The code is a one-time code (store/onetime.py), bound to its call session.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from dataclasses import dataclass
 
 import redis
 
 from ivr import session
 from store import keys
+from store.onetime import MAX_WRONG_CODES, SAME_HASH_LUA, code_hash, same_code
+from store.scripts import run_script
 
-CODE_DIGITS = 6
-CODE_LIFETIME = 10 * 60
-MAX_WRONG_CODES = 3
 # Silence on the line is met with a new prompt at most this many times.
 MAX_REPROMPTS = 2
 
-
-def new_code() -> str:
-    """Six random digits."""
-    return f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
-
-
-def code_hash(secret_key: str, session_id: str, code: str) -> str:
-    """HMAC-SHA256 of the code, bound to its session so it works on no other call."""
-    message = f"challenge-code:{session_id}:{code}".encode()
-    return hmac.new(secret_key.encode(), message, hashlib.sha256).hexdigest()
-
-
-def same_code(expected_hash: str, submitted_hash: str) -> bool:
-    """Whether two code hashes are equal, compared in constant time."""
-    return hmac.compare_digest(expected_hash.encode(), submitted_hash.encode())
-
-
-# A Lua function comparing two hashes in constant time (XOR every byte, then test once).
-SAME_HASH_LUA = """
-local function same_hash(a, b)
-  local diff = (#a == #b) and 0 or 1
-  for i = 1, math.min(#a, #b) do
-    diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
-  end
-  return diff == 0
-end
-"""
 
 # The Gather step, atomically: one round trip decides and counts.
 # KEYS[1] session hash; ARGV[1] now, ARGV[2] CallSid, ARGV[3] To,
@@ -103,7 +72,7 @@ def check_code(
 ) -> CodeCheck:
     """Check the digits keyed in on this call; count misses and silences; lock at three misses."""
     submitted = code_hash(secret_key, call.session_id, digits) if digits else ""
-    reply = session.run_script(
+    reply = run_script(
         client,
         _SUBMIT_CODE,
         [keys.call_session(call.session_id)],

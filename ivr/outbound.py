@@ -19,8 +19,8 @@ from limits import parse_many
 from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound, RateLimited
 from core.extensions import carrier, directory, limiter, redis_client
 from core.observability import CALLS_TRIGGERED, RATE_LIMITED
-from ivr import challenge, clock, session, tokens
-from store import keys
+from ivr import session, tokens
+from store import clock, keys, onetime
 from store.directory import PracticeRecord
 from store.ratelimit import Rule
 
@@ -110,7 +110,7 @@ def place_call(
     client = redis_client()
     now = clock.now()
     session_id = "VC" + secrets.token_hex(16)
-    code = challenge.new_code()
+    code = onetime.new_code()
     secret_key = current_app.config["SECRET_KEY"]
     fields = {
         "practice_id": practice.id,
@@ -122,8 +122,8 @@ def place_call(
         "status": "queued",
         "purpose": purpose,
         "created_at": repr(now),
-        "expires_at": repr(now + challenge.CODE_LIFETIME),
-        "code_hash": challenge.code_hash(secret_key, session_id, code),
+        "expires_at": repr(now + onetime.CODE_LIFETIME),
+        "code_hash": onetime.code_hash(secret_key, session_id, code),
         "wrong_codes": "0",
         "silences": "0",
         "repeats": "0",
@@ -137,7 +137,7 @@ def place_call(
         practice_id=practice.id,
         idempotency_redis_key=idem_key,
         now=now,
-        lifetime=challenge.CODE_LIFETIME,
+        lifetime=onetime.CODE_LIFETIME,
         fields=fields,
     )
     if verdict == "idempotent":

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
-from weakref import WeakKeyDictionary
+from typing import cast
 
 import redis
-from redis.commands.core import Script
 
 from store import keys
+from store.scripts import run_script, script
 
 # What a call is for: reading the codeword (support asks), or proving the office
 # number (an admin asks). The session's ``purpose`` field; absent means the codeword.
@@ -238,30 +236,6 @@ return 1
 """
 
 
-_SCRIPTS: WeakKeyDictionary[redis.Redis, dict[str, Script]] = WeakKeyDictionary()
-
-
-def script(client: redis.Redis, source: str) -> Script:
-    """``client``'s script object for ``source``, made once (it hashes the source)."""
-    scripts = _SCRIPTS.get(client)
-    if scripts is None:
-        scripts = _SCRIPTS.setdefault(client, {})
-    found = scripts.get(source)
-    if found is None:
-        found = scripts.setdefault(source, client.register_script(source))
-    return found
-
-
-def run_script(
-    client: redis.Redis, source: str, keys_: list[str], args: list[Any]
-) -> dict[str, str]:
-    """Run a Lua script (EVALSHA, one round trip) whose reply is flat key/value pairs."""
-    reply = cast(list[Any], script(client, source)(keys=keys_, args=args))
-    return {
-        str(k): ("" if v is None else str(v)) for k, v in zip(reply[::2], reply[1::2], strict=True)
-    }
-
-
 def step_script(body: str) -> str:
     """A call-step script: the shared helpers, then ``body``."""
     return _PRELUDE + body
@@ -310,11 +284,6 @@ class CallSession:
         if self.status not in FINAL and now >= self.expires_at:
             return EXPIRED
         return self.status
-
-
-def iso(timestamp: float) -> str:
-    """An epoch time as ISO 8601 in UTC."""
-    return datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="seconds")
 
 
 # Creating a session (the support API) -------------------------------------------

@@ -16,9 +16,10 @@ from twilio.twiml.voice_response import VoiceResponse
 from core.errors import Conflict, ServiceError
 from core.extensions import directory, redis_client
 from core.observability import DISCLOSURES, LOCKOUTS, note_outcome
-from ivr import challenge, clock, office_number, prompts, session, tokens
+from ivr import challenge, office_number, prompts, session, tokens
 from ivr.session import CallerCheck
 from sms import notices
+from store import clock
 
 log = logging.getLogger(__name__)
 

@@ -1,9 +1,8 @@
 """Proving a user's cell number: a six-digit code texted to it, keyed back in the main app.
 
-The code comes from ``secrets``, lives 10 minutes, works once and is kept only as
-an HMAC (keyed by SECRET_KEY) bound to the practice, the user and the number
-texted: if the user's cell changes meanwhile, the code does not verify the new
-one. Each check is one Lua script that compares in constant time and counts
+The code is a one-time code (store/onetime.py) bound to the practice, the user and
+the number texted: if the user's cell changes meanwhile, the code does not verify
+the new one. Each check is one Lua script that compares in constant time and counts
 wrong codes; the third wrong code burns the code.
 
 Redis: ``keys.verification("cell", "<practice id>/<user id>")``, a hash of
@@ -22,25 +21,23 @@ from core.errors import Conflict, InvalidInput, NotFound, RateLimited
 from core.extensions import carrier, directory, limiter, redis_client
 from core.observability import RATE_LIMITED
 from core.telephony import RecipientOptedOut
-from ivr import challenge, clock, session
 from sms.messages import Texts
-from store import keys
+from store import clock, keys, onetime
 from store.directory import UserRecord
 from store.phone import mask
 from store.ratelimit import Rule
+from store.scripts import run_script, script
 
 log = logging.getLogger(__name__)
 
-CODE_LIFETIME = challenge.CODE_LIFETIME
-MAX_WRONG_CODES = 3
 # The pending code outlives its expiry a little, so a late check reads "expired".
-KEY_TTL = CODE_LIFETIME + 300
+KEY_TTL = onetime.CODE_LIFETIME + 300
 
 # KEYS[1] the user's pending cell code; ARGV[1] now, ARGV[2] the user's cell as it
 # is now, ARGV[3] HMAC of the code submitted (bound to that cell), ARGV[4] wrong
 # codes that burn the code.
 _CHECK = (
-    challenge.SAME_HASH_LUA
+    onetime.SAME_HASH_LUA
     + """
 local s = redis.call('HMGET', KEYS[1], 'code_hash', 'number', 'expires_at', 'wrong_codes')
 if not s[2] then return {'verdict', 'none'} end
@@ -84,7 +81,7 @@ class SentCode:
     expires_at: float
 
     def to_json(self) -> dict[str, str]:
-        return {"status": "sent", "to": self.to, "expires_at": session.iso(self.expires_at)}
+        return {"status": "sent", "to": self.to, "expires_at": clock.iso(self.expires_at)}
 
 
 def pending_key(practice_id: str, user_id: str) -> str:
@@ -95,7 +92,7 @@ def pending_key(practice_id: str, user_id: str) -> str:
 def code_hash(practice_id: str, user_id: str, number: str, code: str) -> str:
     """The code's HMAC, bound to this practice, user and number."""
     binding = f"cell/{practice_id}/{user_id}/{number}"
-    return challenge.code_hash(current_app.config["SECRET_KEY"], binding, code)
+    return onetime.code_hash(current_app.config["SECRET_KEY"], binding, code)
 
 
 def rate_limit_rule(practice_id: str, user_id: str) -> Rule:
@@ -131,9 +128,9 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
         RATE_LIMITED.labels("cell_verification").inc()
         raise
 
-    code = challenge.new_code()
+    code = onetime.new_code()
     digest = code_hash(practice_id, user_id, number, code)
-    expires_at = clock.now() + CODE_LIFETIME
+    expires_at = clock.now() + onetime.CODE_LIFETIME
     key = pending_key(practice_id, user_id)
     # Stored before it is sent, so the code works the moment it arrives.
     pipe = redis_client().pipeline(transaction=True)
@@ -150,9 +147,11 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
     pipe.expire(key, KEY_TTL)
     pipe.execute()
 
-    body = Texts.from_config(current_app.config).cell_verification_code(code, CODE_LIFETIME // 60)
+    body = Texts.from_config(current_app.config).cell_verification_code(
+        code, onetime.CODE_LIFETIME // 60
+    )
     try:
-        carrier().send_sms(to=number, body=body, validity_period=CODE_LIFETIME)
+        carrier().send_sms(to=number, body=body, validity_period=onetime.CODE_LIFETIME)
     except RecipientOptedOut:
         # Twilio's 21610: kept as our opt-out too, as for codeword texts.
         _forget_quietly(key, digest)
@@ -178,15 +177,15 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     user = _user(practice_id, user_id)
     number = user.cell_number or ""
     submitted = code_hash(practice_id, user_id, number, code)
-    reply = session.run_script(
+    reply = run_script(
         redis_client(),
         _CHECK,
         [pending_key(practice_id, user_id)],
-        [clock.now(), number, submitted, MAX_WRONG_CODES],
+        [clock.now(), number, submitted, onetime.MAX_WRONG_CODES],
     )
     verdict = reply["verdict"]
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
-    if verdict == "correct" and not challenge.same_code(reply.get("code_hash", ""), submitted):
+    if verdict == "correct" and not onetime.same_code(reply.get("code_hash", ""), submitted):
         verdict = "none"
     if verdict == "wrong":
         remaining = int(reply.get("remaining") or 0)
@@ -221,6 +220,6 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
 def _forget_quietly(key: str, digest: str) -> None:
     """Forget a code that could not be sent; a Redis failure here leaves it to its TTL."""
     try:
-        session.script(redis_client(), _FORGET)(keys=[key], args=[digest])
+        script(redis_client(), _FORGET)(keys=[key], args=[digest])
     except redis.RedisError as exc:
         log.warning("unsent cell verification code not forgotten: %s", type(exc).__name__)

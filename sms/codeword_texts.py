@@ -22,10 +22,10 @@ from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
 from core.telephony import CarrierTimedOut, RecipientOptedOut
-from ivr import clock
 from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
+from store import clock
 from store.directory import PracticeRecord, UserRecord
 from store.phone import mask
 from store.ratelimit import refuse_if_exhausted

@@ -8,8 +8,9 @@ import pytest
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 
-from ivr import challenge, speech, tokens
+from ivr import speech, tokens
 from ivr.speech import Spoken
+from store import onetime
 from tests.voice import Clock
 
 # Spelling ------------------------------------------------------------------------------
@@ -48,24 +49,24 @@ def test_an_unknown_language_is_spelled_in_english() -> None:
 
 
 def test_a_challenge_code_is_six_digits() -> None:
-    codes = {challenge.new_code() for _ in range(200)}
+    codes = {onetime.new_code() for _ in range(200)}
     assert all(len(c) == 6 and c.isdigit() for c in codes)
     assert len(codes) > 190  # random, not a sequence or a constant
 
 
 def test_a_code_hash_is_bound_to_its_session_and_key() -> None:
-    first = challenge.code_hash("key", "VC1", "123456")
-    assert first == challenge.code_hash("key", "VC1", "123456")
-    assert first != challenge.code_hash("key", "VC2", "123456")
-    assert first != challenge.code_hash("other-key", "VC1", "123456")
+    first = onetime.code_hash("key", "VC1", "123456")
+    assert first == onetime.code_hash("key", "VC1", "123456")
+    assert first != onetime.code_hash("key", "VC2", "123456")
+    assert first != onetime.code_hash("other-key", "VC1", "123456")
     assert "123456" not in first
 
 
 def test_same_code_compares_hashes() -> None:
-    digest = challenge.code_hash("key", "VC1", "123456")
-    assert challenge.same_code(digest, challenge.code_hash("key", "VC1", "123456"))
-    assert not challenge.same_code(digest, challenge.code_hash("key", "VC1", "123457"))
-    assert not challenge.same_code(digest, "")
+    digest = onetime.code_hash("key", "VC1", "123456")
+    assert onetime.same_code(digest, onetime.code_hash("key", "VC1", "123456"))
+    assert not onetime.same_code(digest, onetime.code_hash("key", "VC1", "123457"))
+    assert not onetime.same_code(digest, "")
 
 
 # Callback tokens -----------------------------------------------------------------------

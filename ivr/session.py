@@ -19,7 +19,7 @@ from typing import cast
 import redis
 
 from store import keys
-from store.scripts import run_script, script
+from store.scripts import LuaScript
 
 # What a call is for: reading the codeword (support asks), or proving the office
 # number (an admin asks). The session's ``purpose`` field; absent means the codeword.
@@ -59,186 +59,16 @@ TWILIO_STATUSES = {
 RETENTION = 24 * 3600
 IDEMPOTENCY_TTL = 24 * 3600
 
-# Shared by the step scripts. KEYS[1] is always the call session hash.
-# Final statuses rank highest, so nothing ever overwrites one of them.
-_PRELUDE = """
-local RANK = {queued = 0, ringing = 1, ['in-progress'] = 2}
-local function rank(status)
-  return RANK[status] or 3
-end
-
--- false if the request belongs to this call; else why not. Binds the CallSid
--- on the first webhook when the carrier gave us none at creation.
-local function not_this_call(key, call_sid, to)
-  local s = redis.call('HMGET', key, 'to', 'call_sid')
-  if not s[1] then return 'gone' end
-  if s[1] ~= to then return 'mismatch' end
-  if s[2] and s[2] ~= '' then
-    if s[2] ~= call_sid then return 'mismatch' end
-  else
-    redis.call('HSET', key, 'call_sid', call_sid)
-  end
-  return false
-end
-
--- Append the fields an audit event needs to a flat key/value reply.
-local function with_audit(key, reply)
-  local names = {'practice_id', 'actor', 'requested_by', 'to', 'call_sid', 'purpose'}
-  local values = redis.call('HMGET', key, unpack(names))
-  for i, name in ipairs(names) do
-    table.insert(reply, name)
-    table.insert(reply, values[i] or '')
-  end
-  return reply
-end
-
--- Release the practice's live-call key if it still names this session.
-local function release_live(live_key, session_id)
-  local live = redis.call('GET', live_key)
-  if live and string.sub(live, 1, #session_id + 1) == session_id .. '|' then
-    redis.call('DEL', live_key)
-  end
-end
-"""
-
-# KEYS[1] new session hash, KEYS[2] the practice's live-call key,
-# KEYS[3] (optional) the idempotency key.
-# ARGV[1] now, ARGV[2] session id, ARGV[3] expires at, ARGV[4] live-call TTL,
-# ARGV[5] session TTL, ARGV[6] idempotency TTL, ARGV[7..] the session's field/value pairs.
-_RESERVE = """
-if KEYS[3] then
-  local existing = redis.call('GET', KEYS[3])
-  if existing then return {'verdict', 'idempotent', 'id', existing} end
-end
-local live = redis.call('GET', KEYS[2])
-if live then
-  local sep = string.find(live, '|', 1, true)
-  if sep and tonumber(ARGV[1]) < tonumber(string.sub(live, sep + 1)) then
-    return {'verdict', 'live', 'id', string.sub(live, 1, sep - 1)}
-  end
-end
-redis.call('HSET', KEYS[1], unpack(ARGV, 7))
-redis.call('EXPIRE', KEYS[1], ARGV[5])
-redis.call('SET', KEYS[2], ARGV[2] .. '|' .. ARGV[3], 'EX', ARGV[4])
-if KEYS[3] then redis.call('SET', KEYS[3], ARGV[2], 'EX', ARGV[6]) end
-return {'verdict', 'created', 'id', ARGV[2]}
-"""
-
-# KEYS[1] session hash, KEYS[2] live-call key; ARGV[1] session id, ARGV[2] CallSid,
-# ARGV[3] the carrier's status (ours).
-_MARK_PLACED = (
-    _PRELUDE
-    + """
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'verdict', 'gone'} end
-local bound = redis.call('HGET', KEYS[1], 'call_sid')
-if bound and bound ~= '' and bound ~= ARGV[2] then
-  -- A webhook bound another call to this session: trust neither.
-  redis.call('HSET', KEYS[1], 'status', 'failed', 'ended', '1')
-  redis.call('HDEL', KEYS[1], 'code_hash', 'code_sealed')
-  release_live(KEYS[2], ARGV[1])
-  return {'verdict', 'mismatch'}
-end
-redis.call('HSET', KEYS[1], 'call_sid', ARGV[2], 'placed', '1')
-if rank(ARGV[3]) < 3 and rank(ARGV[3]) > rank(redis.call('HGET', KEYS[1], 'status')) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[3])
-end
-return {'verdict', 'placed'}
-"""
-)
-
-# KEYS[1] session hash, KEYS[2] live-call key, KEYS[3] (optional) idempotency key;
-# ARGV[1] session id.
-_ROLLBACK = (
-    _PRELUDE
-    + """
-redis.call('DEL', KEYS[1])
-release_live(KEYS[2], ARGV[1])
-if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
-return {'verdict', 'rolled-back'}
-"""
-)
-
-# KEYS[1] session hash; ARGV[1] now, ARGV[2] CallSid, ARGV[3] To,
-# ARGV[4] '1' if a machine answered.
-_ANSWER = (
-    _PRELUDE
-    + """
-local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
-if why then return {'verdict', why} end
-local s = redis.call(
-  'HMGET', KEYS[1], 'status', 'expires_at', 'practice_name', 'language', 'purpose')
-local reply = {'practice_name', s[3], 'language', s[4], 'purpose', s[5] or ''}
-if rank(s[1]) == 3 then
-  table.insert(reply, 'verdict'); table.insert(reply, 'ended'); return reply
-end
-if tonumber(ARGV[1]) >= tonumber(s[2]) then
-  table.insert(reply, 'verdict'); table.insert(reply, 'expired'); return reply
-end
-if ARGV[4] == '1' then
-  redis.call('HSET', KEYS[1], 'status', 'voicemail')
-  redis.call('HDEL', KEYS[1], 'code_hash', 'code_sealed')
-  table.insert(reply, 'verdict'); table.insert(reply, 'voicemail')
-  return with_audit(KEYS[1], reply)
-end
-if rank(s[1]) < 2 then redis.call('HSET', KEYS[1], 'status', 'in-progress') end
-table.insert(reply, 'verdict'); table.insert(reply, 'answered')
-return reply
-"""
-)
-
-# KEYS[1] session hash; ARGV[1] now, ARGV[2] CallSid, ARGV[3] To,
-# ARGV[4] the key pressed, ARGV[5] how many repeats a call may have.
-_REPEAT = (
-    _PRELUDE
-    + """
-local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
-if why then return {'verdict', why} end
-local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'ended')
-if s[1] ~= 'disclosed' or s[3] == '1' then return {'verdict', 'ended'} end
-if tonumber(ARGV[1]) >= tonumber(s[2]) then return {'verdict', 'expired'} end
-if ARGV[4] ~= '1' then return {'verdict', 'goodbye'} end
-local n = redis.call('HINCRBY', KEYS[1], 'repeats', 1)
-if n > tonumber(ARGV[5]) then return {'verdict', 'goodbye'} end
-return {'verdict', 'repeat', 'remaining', tostring(tonumber(ARGV[5]) - n)}
-"""
-)
-
-# KEYS[1] session hash, KEYS[2] live-call key; ARGV[1] session id, ARGV[2] CallSid,
-# ARGV[3] To, ARGV[4] the reported status (ours).
-_STATUS = (
-    _PRELUDE
-    + """
-local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])
-if why then return {'verdict', why} end
-local current = redis.call('HGET', KEYS[1], 'status')
-local reply = {'verdict', 'kept', 'status', current}
-if rank(ARGV[4]) > rank(current) then
-  redis.call('HSET', KEYS[1], 'status', ARGV[4])
-  reply = {'verdict', 'changed', 'status', ARGV[4]}
-end
-if rank(ARGV[4]) == 3 then
-  -- The call is over: nothing more may be keyed in, and the practice is free.
-  redis.call('HSET', KEYS[1], 'ended', '1')
-  redis.call('HDEL', KEYS[1], 'code_hash', 'code_sealed')
-  release_live(KEYS[2], ARGV[1])
-end
-return with_audit(KEYS[1], reply)
-"""
-)
-
-# KEYS[1] session hash. The codeword could not be read (or the office number not
-# marked verified) after the right code.
-_UNDO_DISCLOSURE = """
-local status = redis.call('HGET', KEYS[1], 'status')
-if status ~= 'disclosed' and status ~= 'verified' then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed')
-return 1
-"""
-
-
-def step_script(body: str) -> str:
-    """A call-step script: the shared helpers, then ``body``."""
-    return _PRELUDE + body
+# The call-step scripts (store/lua/call_*.lua) share the helpers of call_prelude.lua.
+CALL_STEP = ("call_prelude",)
+_RESERVE = LuaScript("call_reserve")
+_MARK_PLACED = LuaScript("call_mark_placed", after=CALL_STEP)
+_ROLLBACK = LuaScript("call_rollback", after=CALL_STEP)
+_ANSWER = LuaScript("call_answer", after=CALL_STEP)
+_REPEAT = LuaScript("call_repeat", after=CALL_STEP)
+_STATUS = LuaScript("call_status", after=CALL_STEP)
+_UNDO_DISCLOSURE = LuaScript("call_undo_disclosure")
+_RESEAL = LuaScript("call_reseal_code")
 
 
 @dataclass(frozen=True)
@@ -309,9 +139,8 @@ def reserve(
         keys_.append(idempotency_redis_key)
     expires_at = now + lifetime
     pairs = [item for pair in fields.items() for item in pair]
-    reply = run_script(
+    reply = _RESERVE.pairs(
         client,
-        _RESERVE,
         keys_,
         [now, session_id, expires_at, lifetime, RETENTION, IDEMPOTENCY_TTL, *pairs],
     )
@@ -322,9 +151,8 @@ def mark_placed(
     client: redis.Redis, session_id: str, practice_id: str, call_sid: str, status: str
 ) -> bool:
     """Record the carrier's CallSid; False if a webhook already bound another call."""
-    reply = run_script(
+    reply = _MARK_PLACED.pairs(
         client,
-        _MARK_PLACED,
         [keys.call_session(session_id), keys.live_call(practice_id)],
         [session_id, call_sid, status],
     )
@@ -338,7 +166,7 @@ def rollback(
     keys_ = [keys.call_session(session_id), keys.live_call(practice_id)]
     if idempotency_redis_key:
         keys_.append(idempotency_redis_key)
-    run_script(client, _ROLLBACK, keys_, [session_id])
+    _ROLLBACK.pairs(client, keys_, [session_id])
 
 
 def load(client: redis.Redis, session_id: str) -> CallSession | None:
@@ -368,9 +196,8 @@ class CallerCheck:
 
 def answer(client: redis.Redis, call: CallerCheck, *, machine: bool, now: float) -> dict[str, str]:
     """The call was answered: by a person (``answered``), a machine (``voicemail``), or too late."""
-    return run_script(
+    return _ANSWER.pairs(
         client,
-        _ANSWER,
         [keys.call_session(call.session_id)],
         [now, call.call_sid, call.to, "1" if machine else "0"],
     )
@@ -380,9 +207,8 @@ def repeat(
     client: redis.Redis, call: CallerCheck, *, pressed: str, max_repeats: int, now: float
 ) -> dict[str, str]:
     """After the codeword was read: may it be read again (``repeat``) or is it ``goodbye``?"""
-    return run_script(
+    return _REPEAT.pairs(
         client,
-        _REPEAT,
         [keys.call_session(call.session_id)],
         [now, call.call_sid, call.to, pressed, max_repeats],
     )
@@ -392,21 +218,11 @@ def record_status(
     client: redis.Redis, call: CallerCheck, *, practice_id: str, status: str
 ) -> dict[str, str]:
     """Apply a status callback; a final status ends the call and frees the practice."""
-    return run_script(
+    return _STATUS.pairs(
         client,
-        _STATUS,
         [keys.call_session(call.session_id), keys.live_call(practice_id)],
         [call.session_id, call.call_sid, call.to, status],
     )
-
-
-# KEYS[1] session hash; ARGV[1] the sealed code as read, ARGV[2] the same code resealed.
-# Replaced only if unchanged: a code used meanwhile stays deleted.
-_RESEAL = """
-if redis.call('HGET', KEYS[1], 'code_sealed') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'code_sealed', ARGV[2])
-return 1
-"""
 
 
 def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
@@ -414,7 +230,7 @@ def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
 
     Codes are sealed (CODEWORD_KEYS) only for idempotent repeats of a support request.
     """
-    swap = script(client, _RESEAL)
+    swap = _RESEAL.on(client)
     count = 0
     for key in client.scan_iter(match=keys.call_session("*"), count=500):
         sealed = cast(str | None, client.hget(key, "code_sealed"))
@@ -426,5 +242,5 @@ def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
 
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:
     """Mark a call ``failed`` whose right code led nowhere (codeword unread, number unmarked)."""
-    undo = script(client, _UNDO_DISCLOSURE)
+    undo = _UNDO_DISCLOSURE.on(client)
     return bool(undo(keys=[keys.call_session(session_id)]))

@@ -26,47 +26,15 @@ from store import clock, keys, onetime
 from store.directory import UserRecord
 from store.phone import mask
 from store.ratelimit import Rule
-from store.scripts import run_script, script
+from store.scripts import LuaScript
 
 log = logging.getLogger(__name__)
 
 # The pending code outlives its expiry a little, so a late check reads "expired".
 KEY_TTL = onetime.CODE_LIFETIME + 300
 
-# KEYS[1] the user's pending cell code; ARGV[1] now, ARGV[2] the user's cell as it
-# is now, ARGV[3] HMAC of the code submitted (bound to that cell), ARGV[4] wrong
-# codes that burn the code.
-_CHECK = (
-    onetime.SAME_HASH_LUA
-    + """
-local s = redis.call('HMGET', KEYS[1], 'code_hash', 'number', 'expires_at', 'wrong_codes')
-if not s[2] then return {'verdict', 'none'} end
-if not s[1] then return {'verdict', 'burned'} end
-if tonumber(ARGV[1]) >= tonumber(s[3]) then return {'verdict', 'expired'} end
-if s[2] ~= ARGV[2] then
-  -- Sent to another number than the user's cell now: it proves nothing.
-  redis.call('DEL', KEYS[1])
-  return {'verdict', 'number-changed'}
-end
-if same_hash(s[1], ARGV[3]) then
-  redis.call('DEL', KEYS[1])
-  return {'verdict', 'correct', 'code_hash', s[1], 'number', s[2]}
-end
-local wrong = redis.call('HINCRBY', KEYS[1], 'wrong_codes', 1)
-if wrong >= tonumber(ARGV[4]) then
-  redis.call('HDEL', KEYS[1], 'code_hash')
-  return {'verdict', 'burned'}
-end
-return {'verdict', 'wrong', 'remaining', tostring(tonumber(ARGV[4]) - wrong)}
-"""
-)
-
-# KEYS[1] the user's pending cell code; ARGV[1] the code hash this request stored.
-# Forget the code only if it is still ours (a later request may have replaced it).
-_FORGET = """
-if redis.call('HGET', KEYS[1], 'code_hash') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+_CHECK = LuaScript("cell_check_code", after=("same_hash",))
+_FORGET = LuaScript("cell_forget_code")
 
 
 class NoPendingCode(Conflict):
@@ -177,9 +145,8 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     user = _user(practice_id, user_id)
     number = user.cell_number or ""
     submitted = code_hash(practice_id, user_id, number, code)
-    reply = run_script(
+    reply = _CHECK.pairs(
         redis_client(),
-        _CHECK,
         [pending_key(practice_id, user_id)],
         [clock.now(), number, submitted, onetime.MAX_WRONG_CODES],
     )
@@ -220,6 +187,6 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
 def _forget_quietly(key: str, digest: str) -> None:
     """Forget a code that could not be sent; a Redis failure here leaves it to its TTL."""
     try:
-        script(redis_client(), _FORGET)(keys=[key], args=[digest])
+        _FORGET.run(redis_client(), [key], [digest])
     except redis.RedisError as exc:
         log.warning("unsent cell verification code not forgotten: %s", type(exc).__name__)

@@ -35,15 +35,3 @@ def code_hash(secret_key: str, binding: str, code: str) -> str:
 def same_code(expected_hash: str, submitted_hash: str) -> bool:
     """Whether two code hashes are equal, compared in constant time."""
     return hmac.compare_digest(expected_hash.encode(), submitted_hash.encode())
-
-
-# A Lua function comparing two hashes in constant time (XOR every byte, then test once).
-SAME_HASH_LUA = """
-local function same_hash(a, b)
-  local diff = (#a == #b) and 0 or 1
-  for i = 1, math.min(#a, #b) do
-    diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i)))
-  end
-  return diff == 0
-end
-"""

@@ -314,7 +314,8 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
     Each has its own practice (so none waits for another's live call) and a
     random challenge code known only as its hash.
     """
-    from ivr import session
+    from ivr import session, step_scripts
+    from ivr.session import CallSession, Verdict
     from store import onetime
     from store.redis_client import connect
 
@@ -325,39 +326,27 @@ def _place_calls(redis_url: str, first: int, count: int, answered: bool) -> list
         session_id = f"VC{i:08d}{os.urandom(12).hex()}"
         practice_id = f"bench-practice-{i}"
         to = office_number(i)
-        code = onetime.new_code()
-        fields = {
-            "practice_id": practice_id,
-            "practice_name": "Bright Smiles Dental",
-            "language": "en",
-            "to": to,
-            "actor": "bench",
-            "requested_by": "Dr. Ana Ruiz (owner)",
-            "status": "queued",
-            "created_at": repr(now),
-            "expires_at": repr(now + onetime.CODE_LIFETIME),
-            "code_hash": onetime.code_hash(SECRET_KEY, session_id, code),
-            "wrong_codes": "0",
-            "silences": "0",
-            "repeats": "0",
-        }
-        verdict, _ = session.reserve(
-            client,
-            session_id=session_id,
+        call = CallSession(
+            id=session_id,
             practice_id=practice_id,
-            idempotency_redis_key=None,
-            now=now,
-            lifetime=onetime.CODE_LIFETIME,
-            fields=fields,
+            practice_name="Bright Smiles Dental",
+            language="en",
+            to=to,
+            actor="bench",
+            requested_by="Dr. Ana Ruiz (owner)",
+            created_at=now,
+            expires_at=now + onetime.CODE_LIFETIME,
+            code_hash=onetime.code_hash(SECRET_KEY, session_id, onetime.new_code()),
         )
-        if verdict != "created":
+        verdict, _ = session.reserve(client, call)
+        if verdict is not Verdict.CREATED:
             raise RuntimeError(f"could not create call session {i}: {verdict}")
         call_sid = f"CA{i:032x}"
-        session.mark_placed(client, session_id, practice_id, call_sid, "queued")
+        session.mark_placed(client, call, call_sid, "queued")
         if answered:
-            call = session.CallerCheck(session_id=session_id, call_sid=call_sid, to=to)
-            reply = session.answer(client, call, machine=False, now=now)
-            if reply["verdict"] != "answered":
+            caller = step_scripts.CallerIdentity(session_id=session_id, call_sid=call_sid, to=to)
+            reply = step_scripts.answer(client, caller, machine=False, now=now)
+            if reply.verdict is not Verdict.ANSWERED:
                 raise RuntimeError(f"could not answer call session {i}: {reply}")
         calls.append(PlacedCall(session_id, practice_id, call_sid, to))
     client.close()

@@ -15,6 +15,7 @@ from core.errors import NotFound, RateLimited
 from core.extensions import directory, limiter, redis_client
 from core.observability import RATE_LIMITED
 from ivr import outbound, session
+from ivr.session import CallSession, Purpose
 from store.ratelimit import Rule
 
 # Audit outcomes of an office-number call; other final statuses read
@@ -50,16 +51,16 @@ def request_verification(
         raise
     return outbound.place_call(
         practice,
-        purpose=session.OFFICE,
+        purpose=Purpose.OFFICE,
         actor=actor,
         requested_by=requested_by or actor,
         rules=rules,
     )
 
 
-def get_verification(practice_id: str, verification_id: str) -> session.CallSession:
+def get_verification(practice_id: str, verification_id: str) -> CallSession:
     """An office-number call of this practice by id, or NotFound."""
     call = session.load(redis_client(), verification_id)
-    if call is None or call.purpose != session.OFFICE or call.practice_id != practice_id:
+    if call is None or call.purpose is not Purpose.OFFICE or call.practice_id != practice_id:
         raise NotFound("no such office number verification")
     return call

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 from flask import current_app
@@ -35,6 +36,17 @@ KEY_TTL = onetime.CODE_LIFETIME + 300
 
 _CHECK = LuaScript("cell_check_code", after=("same_hash",))
 _FORGET = LuaScript("cell_forget_code")
+
+
+class CheckVerdict(StrEnum):
+    """What checking a cell code decided (store/lua/cell_check_code.lua)."""
+
+    CORRECT = "correct"
+    WRONG = "wrong"
+    BURNED = "burned"  # the last wrong code burned it
+    EXPIRED = "expired"
+    NUMBER_CHANGED = "number-changed"  # the user's cell is no longer the number texted
+    NONE = "none"  # no code is pending
 
 
 class NoPendingCode(Conflict):
@@ -150,11 +162,13 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
         [pending_key(practice_id, user_id)],
         [clock.now(), number, submitted, onetime.MAX_WRONG_CODES],
     )
-    verdict = reply["verdict"]
+    verdict = CheckVerdict(reply["verdict"])
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
-    if verdict == "correct" and not onetime.same_code(reply.get("code_hash", ""), submitted):
-        verdict = "none"
-    if verdict == "wrong":
+    if verdict is CheckVerdict.CORRECT and not onetime.same_code(
+        reply.get("code_hash", ""), submitted
+    ):
+        verdict = CheckVerdict.NONE
+    if verdict is CheckVerdict.WRONG:
         remaining = int(reply.get("remaining") or 0)
         raise InvalidInput(
             "that code is not correct",
@@ -162,16 +176,16 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
             field="code",
             remaining_attempts=remaining,
         )
-    if verdict == "burned":
+    if verdict is CheckVerdict.BURNED:
         raise Conflict("three wrong codes: ask for a new code", code="code_burned")
-    if verdict == "expired":
+    if verdict is CheckVerdict.EXPIRED:
         raise Conflict("the code has expired: ask for a new code", code="code_expired")
-    if verdict == "number-changed":
+    if verdict is CheckVerdict.NUMBER_CHANGED:
         raise Conflict(
             "the code went to another number than the user's cell now: ask for a new code",
             code="cell_number_changed",
         )
-    if verdict != "correct":
+    if verdict is not CheckVerdict.CORRECT:
         raise NoPendingCode("no code is waiting for this user: ask for one first")
     if not directory().set_cell_number_verified(practice_id, user_id, reply["number"]):
         raise Conflict(

@@ -8,6 +8,7 @@ import redis
 
 import ivr.challenge
 import ivr.session
+import ivr.step_scripts
 import sms.cell_verification
 from store.scripts import LuaScript
 
@@ -21,7 +22,7 @@ HELPERS = {"call_prelude", "same_hash"}
 
 
 def declared_scripts() -> list[LuaScript]:
-    modules = (ivr.session, ivr.challenge, sms.cell_verification)
+    modules = (ivr.session, ivr.step_scripts, ivr.challenge, sms.cell_verification)
     return [v for m in modules for v in vars(m).values() if isinstance(v, LuaScript)]
 
 

@@ -9,6 +9,7 @@ from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 
 from ivr import speech, tokens
+from ivr.session import CallSession, Purpose
 from ivr.speech import Spoken
 from store import onetime
 from tests.voice import Clock
@@ -123,3 +124,25 @@ def test_a_callback_url_is_on_the_public_origin(app: Flask) -> None:
     with app.test_request_context():
         url = tokens.callback_url("ivr.verification_code", "abc")
     assert url == "https://codeword.example.com/ivr/verification/code?t=abc"
+
+
+# The call session --------------------------------------------------------------------
+
+
+def test_a_call_session_reads_back_from_its_hash_as_it_was_written() -> None:
+    fresh = CallSession(
+        id="VC1",
+        practice_id="p-1",
+        practice_name="Bright Smiles",
+        language="es",
+        to="+12025550100",
+        actor="helpdesk",
+        requested_by="Dr. Ana Ruiz",
+        created_at=1_700_000_000.25,
+        expires_at=1_700_000_600.25,
+        purpose=Purpose.OFFICE,
+        code_hash="ab" * 32,
+    )
+    for call in (fresh, fresh.placed_as("CA" + "1" * 32, "ringing")):
+        assert CallSession.from_hash(call.id, call.to_hash()) == call
+    assert "code_sealed" not in fresh.to_hash() and "call_sid" not in fresh.to_hash()

@@ -1,6 +1,7 @@
 -- Helpers shared by the call-step scripts (call_*.lua), put before each of them
 -- when it is loaded (store/scripts.py, ``after=``). Defines no KEYS or ARGV of its own;
--- in every step script KEYS[1] is the call session hash.
+-- in every step script KEYS[1] is the call session hash, whose fields are those of
+-- CallSession (ivr/session.py).
 
 -- Final statuses rank highest, so nothing ever overwrites one of them.
 local RANK = {queued = 0, ringing = 1, ['in-progress'] = 2}

@@ -19,6 +19,7 @@ _ANSWER = LuaScript("call_answer", after=CALL_STEP)
 _REPEAT = LuaScript("call_repeat", after=CALL_STEP)
 _STATUS = LuaScript("call_status", after=CALL_STEP)
 
+
 @dataclass(frozen=True)
 class CallerIdentity:
     """Who a webhook says it is: the session its token names, its CallSid and the number called."""

@@ -1,9 +1,10 @@
 """The verification call, step by step: answered, code keyed in, codeword repeated, status.
 
-Each step makes one Redis round trip (a script in ``session`` or ``challenge``)
+Each step makes one Redis round trip (a script in ``step_scripts`` or ``challenge``)
 and decides what the caller hears. SQL is touched only to read the codeword
 after the right code (or, on an office-number call, to mark the number verified),
-and to append outcomes to the audit trail.
+and to append outcomes to the audit trail. A disclosure is recorded, counted and
+told to the other admins by core/disclosures.py, as for texts and the app.
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import logging
 from flask import current_app
 from twilio.twiml.voice_response import VoiceResponse
 
+from core.disclosures import Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, ServiceError
 from core.extensions import directory, redis_client
-from core.observability import DISCLOSURES, LOCKOUTS, note_outcome
+from core.observability import LOCKOUTS, note_outcome
 from ivr import challenge, office_number, prompts, session, step_scripts, tokens
 from ivr.session import Purpose, Verdict
 from ivr.step_scripts import CallAudit, CallerIdentity
-from sms import notices
 from store import clock
 
 log = logging.getLogger(__name__)
@@ -127,24 +128,23 @@ def disclose_codeword(ref: tokens.CallRef, audit: CallAudit) -> str:
         codeword = directory().read_codeword_for_office(ref.practice_id, audit.to)
         if codeword is None:
             raise Conflict("the office number or codeword changed during the call")
-        record_outcome(audit, "disclosed")
+        codeword_disclosed(
+            Disclosure(
+                practice_id=ref.practice_id,
+                practice_name=audit.practice_name,
+                channel=Channel.VOICE,
+                actor=audit.actor or "unknown",
+                requested_by=audit.requested_by or None,
+                to=audit.to,
+                reference=audit.call_sid or None,
+                at=clock.now(),
+                by_support=True,
+            )
+        )
     except Exception:
         _undo_disclosure(ref, audit)
         raise
-    DISCLOSURES.labels("voice").inc()
-    note_outcome("disclosed")
     log.info("verification call %s: codeword disclosed", ref.session_id)
-    notices.after_disclosure(
-        notices.Disclosure(
-            practice_id=ref.practice_id,
-            practice_name=audit.practice_name,
-            channel="voice",
-            to=audit.to,
-            requested_by=audit.requested_by or audit.actor or "support",
-            by_support=True,
-            at=clock.now(),
-        )
-    )
     return codeword
 
 

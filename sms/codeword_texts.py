@@ -4,7 +4,8 @@ Both ways a codeword text starts end here: an admin's CODEWORD keyword
 (sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py).
 The text goes with a short ValidityPeriod and a status callback, so that
 sms/delivery.py can redact its body at Twilio once it is delivered or failed.
-Once it is sent, the practice's other admins are told (sms/notices.py).
+Once it is sent, the disclosure is recorded and the practice's other admins are told
+(core/disclosures.py).
 """
 
 from __future__ import annotations
@@ -16,13 +17,12 @@ from urllib.parse import urlencode
 
 import redis
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
+from core.disclosures import UNCONFIRMED, Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
-from core.observability import DISCLOSURES, RATE_LIMITED
+from core.observability import RATE_LIMITED
 from core.telephony import CarrierTimedOut, RecipientOptedOut
-from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
 from store import clock
@@ -98,41 +98,17 @@ def send_codeword_text(
         directory().opt_out(number)
         raise
     except CarrierTimedOut:
-        _record_sent(
-            practice.id, number, None, actor=actor, requested_by=requested_by, outcome="unconfirmed"
-        )
         # It may have reached the admin: better a notice too many than a disclosure unheard of.
-        _notify(practice, user, number, actor=actor, requested_by=requested_by)
+        _after_sending(
+            practice, number, None, actor=actor, requested_by=requested_by, outcome=UNCONFIRMED
+        )
         raise
-    DISCLOSURES.labels("sms").inc()
-    _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
-    _notify(practice, user, number, actor=actor, requested_by=requested_by)
+    _after_sending(practice, number, sid, actor=actor, requested_by=requested_by)
     return CodewordText(id=sid, status="queued", to=mask(number) or "")
 
 
-def _notify(
+def _after_sending(
     practice: PracticeRecord,
-    user: UserRecord,
-    number: str,
-    *,
-    actor: str,
-    requested_by: str | None,
-) -> None:
-    notices.after_disclosure(
-        notices.Disclosure(
-            practice_id=practice.id,
-            practice_name=practice.name,
-            channel="sms",
-            to=number,
-            requested_by=requested_by or user.name,
-            by_support=actor != SELF,
-            at=clock.now(),
-        )
-    )
-
-
-def _record_sent(
-    practice_id: str,
     number: str,
     sid: str | None,
     *,
@@ -140,29 +116,27 @@ def _record_sent(
     requested_by: str | None,
     outcome: str = "sent",
 ) -> None:
-    """Audit and count a text already sent; a failure here must not undo or repeat it."""
-    try:
-        directory().record_event(
-            practice_id,
-            channel="sms",
-            outcome=outcome,
+    """A text has gone (or may have): record the disclosure, spend the limits.
+
+    A failure here must not undo or repeat the text.
+    """
+    codeword_disclosed(
+        Disclosure(
+            practice_id=practice.id,
+            practice_name=practice.name,
+            channel=Channel.SMS,
             actor=actor,
-            to_number=number,
             requested_by=requested_by,
+            to=number,
+            at=clock.now(),
             reference=sid,
+            by_support=actor != SELF,
+            outcome=outcome,
         )
-    except SQLAlchemyError as exc:
-        log.error(
-            "codeword text %s to %s for practice %s by %s sent but not audited: %s",
-            sid,
-            mask(number),
-            practice_id,
-            actor,
-            type(exc).__name__,
-        )
+    )
     batch = limiter().batch()
     batch.spend(number_rule(number))
-    batch.spend(practice_rule(practice_id))
+    batch.spend(practice_rule(practice.id))
     try:
         batch.execute()
     except redis.RedisError as exc:

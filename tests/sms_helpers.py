@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
+from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
 from tests.conftest import post_signed, put_practice, put_user
 
 SERVICE_NUMBER = "+15005550006"

@@ -1,7 +1,8 @@
-"""Disclosure notices: the practice's other admins are texted after every voice or SMS disclosure."""
+"""Disclosure notices: the practice's other admins are texted after every disclosure."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -14,9 +15,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
+from core.disclosures import Channel, Disclosure, notice_text
 from core.errors import CarrierUnavailable
-from sms.messages import Texts
-from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
+from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
 from tests import servers
 from tests.conftest import (
     ADMIN,
@@ -263,23 +264,59 @@ def test_an_office_number_verification_is_no_disclosure(app: Flask, client: Flas
     assert sent_texts(app) == []
 
 
+# By the app ----------------------------------------------------------------------------
+
+
+def test_the_main_application_reading_the_codeword_is_told_to_every_admin(
+    app: Flask, client: FlaskClient
+) -> None:
+    response = client.get("/api/v1/practices/p-1/codeword", headers=ADMIN)
+    assert response.get_json() == {"codeword": CODEWORD}
+    response.close()
+    told = notices(app)
+    assert sorted(told) == sorted([ADMIN_CELL, SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
+    notice = told[ADMIN_CELL]
+    assert (
+        "the Practice Codeword of Bright Smiles was shown in the Practice by Numbers app" in notice
+    )
+    assert WHEN in notice and CODEWORD not in notice
+    assert len(sent_texts(app)) == 3
+
+
+def test_a_codeword_the_app_could_not_read_is_told_to_nobody(
+    app: Flask, client: FlaskClient
+) -> None:
+    client.get("/api/v1/practices/p-3/codeword", headers=ADMIN).close()
+    put_practice(client, "p-3", name="No Codeword Yet")
+    client.get("/api/v1/practices/p-3/codeword", headers=ADMIN).close()
+    assert sent_texts(app) == []
+
+
 # The text ------------------------------------------------------------------------------
 
 
 def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
-    texts = Texts(brand="Practice by Numbers", support="support at practicebynumbers.com")
-    notice = texts.disclosure_notice(
-        "Clínica Dental Sonrisa Brillante de San José " * 5,
-        channel="voice",
-        to_masked="+1******0100",
-        at=DISCLOSED_AT,
+    disclosure = Disclosure(
+        practice_id="p-1",
+        practice_name="Clínica Dental Sonrisa Brillante de San José " * 5,
+        channel=Channel.VOICE,
+        actor="helpdesk",
         requested_by="Dra. Ana María Núñez 🦷 " * 10,
+        to="+12025550100",
+        at=DISCLOSED_AT,
         by_support=True,
     )
-    septets = gsm7_septets(notice)
-    assert septets is not None and septets <= MAX_GSM7_SEPTETS
-    assert "Clinica Dental" in notice and "Dra. Ana Maria Nu" in notice
-    assert WHEN in notice and "+1******0100" in notice
+    for channel in Channel:
+        notice = notice_text(
+            dataclasses.replace(disclosure, channel=channel),
+            brand="Practice by Numbers",
+            support="support at practicebynumbers.com",
+        )
+        septets = gsm7_septets(notice)
+        assert septets is not None and septets <= MAX_GSM7_SEPTETS
+        assert "Clinica Dental" in notice and WHEN in notice
+        if channel is not Channel.APP:
+            assert "Dra. Ana Maria Nu" in notice and "+1******0100" in notice
 
 
 # In production -------------------------------------------------------------------------

@@ -44,9 +44,9 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from twilio.request_validator import RequestValidator
 
+from devservers import servers
 from phone.webhooks import inbound_text_form
 from store.onetime import CODE_LIFETIME
-from tests import servers
 
 PUBLIC_BASE_URL = "https://codeword.example.com"
 AUTH_TOKEN = "bench-auth-token"

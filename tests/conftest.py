@@ -18,8 +18,8 @@ if TYPE_CHECKING:
     from tests.voice import Clock
 
 from core import background, create_app
+from devservers import servers
 from store.redis_client import connect
-from tests import servers
 
 PUBLIC_BASE_URL = "https://codeword.example.com"
 TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"

@@ -25,7 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests import servers
+from devservers import servers
 from tests.conftest import (
     ADMIN,
     ADMIN_TOKEN,

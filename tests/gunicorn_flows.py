@@ -11,7 +11,7 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from tests import servers
+from devservers import servers
 from tests.conftest import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT, SUPPORT_TOKEN
 from tests.conftest import twilio_signature as sign
 from tests.faults import calls_placed, inbound_text

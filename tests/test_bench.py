@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from bench.run import SCENARIOS, TARGET_REDIS_COMMANDS
-from tests import servers
+from devservers import servers
 
 HAVE_WRK = shutil.which("wrk") is not None
 

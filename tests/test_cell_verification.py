@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
+from devservers import servers
 from sms.cell_verification import pending_key
-from tests import servers
 from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
 from tests.voice import Clock
 

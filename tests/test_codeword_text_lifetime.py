@@ -11,8 +11,8 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from core import background
+from devservers import servers
 from sms.codeword_texts import VALIDITY_PERIOD
-from tests import servers
 from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed, twilio_signature
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, seed, text
 

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import servers
+from devservers import servers
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, STAFF_CELL, seed, text
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import OperationalError
 from core.disclosures import Channel, Disclosure, notice_text
 from core.errors import CarrierUnavailable
 from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
-from tests import servers
+from devservers import servers
 from tests.conftest import (
     ADMIN,
     PUBLIC_BASE_URL,

@@ -22,9 +22,9 @@ from flask import Flask
 
 from core import background
 from core.telephony import TwilioCarrier
+from devservers import servers
 from sms.limits import number_rule
 from sms.messages import Texts
-from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN
 from tests.faults import (
     ADMIN_CELL,

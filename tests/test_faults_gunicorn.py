@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import requests
 
-from tests import servers
+from devservers import servers
 from tests.conftest import SUPPORT
 from tests.faults import INTERNALS, a_wrong_code, texts_sent
 from tests.gunicorn_flows import HttpCall, Twilio, api, production_env, request_call, seed

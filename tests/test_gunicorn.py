@@ -6,7 +6,7 @@ from pathlib import Path
 
 import requests
 
-from tests import servers
+from devservers import servers
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, twilio_signature
 from tests.gunicorn_flows import TWILIO_TOKEN, production_env
 

@@ -22,8 +22,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devservers import servers
 from store.redis_client import connect
-from tests import servers
 from tests.conftest import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
 from tests.faults import a_wrong_code
 from tests.gunicorn_flows import (

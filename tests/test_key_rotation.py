@@ -8,7 +8,7 @@ from click.testing import Result
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from tests import servers
+from devservers import servers
 from tests.conftest import ADMIN
 from tests.voice import (
     CODEWORD_SPOKEN_EN,

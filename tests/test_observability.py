@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import servers
+from devservers import servers
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, post_signed, put_practice, twilio_signature
 
 

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
 from core.telephony import PlacedCall
+from devservers import servers
 from store import keys
-from tests import servers
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_practice
 from tests.voice import (
     ACCOUNT_SID,

@@ -25,10 +25,10 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from core.telephony import SIMULATED_ACCOUNT_SID, SimulatedCarrier
+from devservers import servers
 from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
-from tests import servers
 from tests.conftest import (
     ADMIN,
     ADMIN_TOKEN,

@@ -8,8 +8,8 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from devservers import servers
 from store.directory import Sender
-from tests import servers
 from tests.conftest import ADMIN, put_practice, put_user
 
 pytestmark = pytest.mark.skipif(

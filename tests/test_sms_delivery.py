@@ -12,7 +12,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from core import background
-from tests import servers
+from devservers import servers
 from tests.conftest import SUPPORT, post_signed
 from tests.sms_helpers import ADMIN_CELL, seed, text
 

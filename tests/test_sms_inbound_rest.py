@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core import background
+from devservers import servers
 from store.models import Base
-from tests import servers
 from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed
 from tests.redis_trips import count_round_trips
 from tests.sms_helpers import (

@@ -9,7 +9,7 @@ from flask import Flask
 
 from core.errors import CarrierUnavailable
 from core.telephony import RecipientOptedOut, SimulatedCarrier, TwilioCarrier
-from tests import servers
+from devservers import servers
 
 ACCOUNT_SID = "AC" + "0" * 32
 

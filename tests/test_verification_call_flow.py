@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devservers import servers
 from store import keys
-from tests import servers
 from tests.conftest import ADMIN, SUPPORT, post_signed, put_practice
 from tests.voice import (
     ACCOUNT_SID,

@@ -12,8 +12,8 @@ import pytest
 import redis
 import requests
 
+from devservers import servers
 from store import keys
-from tests import servers
 from tests.conftest import ADMIN, SUPPORT, twilio_signature
 from tests.voice import CODEWORD, CODEWORD_SPOKEN_EN, OFFICE, path_of, spellings
 

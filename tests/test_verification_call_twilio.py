@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.telephony import PlacedCall, TwilioCarrier
+from devservers import servers
 from store import keys
-from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN
 from tests.voice import (
     ACCOUNT_SID,

@@ -13,9 +13,9 @@ from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
 from core.telephony import PlacedCall
+from devservers import servers
 from ivr.outbound import rate_limit_rules
 from store import keys
-from tests import servers
 from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN
 from tests.voice import (
     OFFICE,

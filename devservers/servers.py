@@ -96,7 +96,7 @@ def _process(
     cwd: Path = REPO,
 ) -> Iterator[Path]:
     """Run cmd in a new process group, output to a log; yield the log once ready()."""
-    with tempfile.TemporaryDirectory(prefix="test-server-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="devserver-") as tmp:
         log_path = Path(tmp) / "output.log"
         with log_path.open("wb") as log:
             proc = subprocess.Popen(

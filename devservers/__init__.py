@@ -1,0 +1,1 @@
+"""Real servers for development, tests and the benchmark: Redis, Prism, gunicorn, PostgreSQL."""

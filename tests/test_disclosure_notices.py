@@ -18,16 +18,16 @@ from sqlalchemy.exc import OperationalError
 from core.disclosures import Channel, Disclosure, notice_text
 from core.errors import CarrierUnavailable
 from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
-from devservers import servers
-from tests.conftest import (
+from devservers.gunicorn_server import gunicorn_server
+from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
+from tests.gunicorn_flows import production_env
+from tests.helpers import (
     ADMIN,
     PUBLIC_BASE_URL,
     SUPPORT,
     put_practice,
     twilio_signature,
 )
-from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
-from tests.gunicorn_flows import production_env
 from tests.sms_helpers import (
     ADMIN_CELL,
     CODEWORD,
@@ -39,6 +39,7 @@ from tests.sms_helpers import (
     seed,
     text,
 )
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import Clock, last_placed_call, request_call, spellings
 
 # 2026-05-04 10:14:30 UTC
@@ -325,12 +326,12 @@ def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
 def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
     tmp_path: Path,
     redis_url: str,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
     env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url)
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         dana = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}
         sam = {"name": "Sam", "role": "admin", "cell_number": SECOND_ADMIN_CELL}

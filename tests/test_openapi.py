@@ -7,7 +7,7 @@ import re
 import yaml
 from flask import Flask
 
-from devservers.servers import REPO
+from devservers.processes import REPO
 
 WEBHOOK_PREFIXES = ("/ivr/", "/sms/", "/twilio/")
 

@@ -13,10 +13,10 @@ from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
 from core.telephony import PlacedCall
-from devservers import servers
+from devservers.redis_server import RedisProcess
 from ivr.outbound import rate_limit_rules
 from store import keys
-from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import ADMIN, SUPPORT, SUPPORT_TOKEN
 from tests.voice import (
     OFFICE,
     Clock,
@@ -374,7 +374,7 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
 
 @pytest.mark.usefixtures("practice")
 def test_redis_down_is_503_and_places_no_call(
-    app: Flask, client: FlaskClient, redis_process: servers.RedisProcess
+    app: Flask, client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     placed: list[dict[str, Any]] = []
 

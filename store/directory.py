@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from store import schema
 from store.crypto import CodewordCipher
-from store.models import AuditEvent, Base, OptOut, Practice, User
+from store.models import AuditEvent, OptOut, Practice, User
 from store.phone import mask
 
 
@@ -172,7 +172,7 @@ class Directory:
 
     def create_all(self) -> None:
         """Create the tables straight from the models (tests; production migrates)."""
-        Base.metadata.create_all(self.engine)
+        schema.create_all(self.engine)
 
     def migrate(self) -> None:
         """Create the tables, or move them forward, with the newest migration."""

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
+
+from store.models import Base
 
 # The schema every deployment had before migrations: tables made by create_all.
 BASELINE = "0001"
@@ -20,11 +24,27 @@ def _config(connection: Connection | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
     """The newest revision this code knows."""
-    revision = ScriptDirectory.from_config(_config()).get_current_head()
+    revision = _scripts().get_current_head()
     assert revision is not None
     return revision
+
+
+def create_all(engine: Engine) -> None:
+    """Create the tables straight from the models, marked as at the newest revision.
+
+    Quicker than running every migration (tests build a fresh database each); a test
+    holds the migrations to the same schema.
+    """
+    with engine.begin() as connection:
+        Base.metadata.create_all(connection)
+        MigrationContext.configure(connection).stamp(_scripts(), "head")
 
 
 def current(engine: Engine) -> str | None:

@@ -68,9 +68,11 @@ def test_a_database_made_before_migrations_keeps_its_data_and_moves_forward(
     """Tables made by create_all are stamped at the baseline, then migrated; nothing is lost."""
     url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
     directory = Directory(url, CodewordCipher([Fernet.generate_key().decode()]))
-    engine = create_engine(url)
-    with engine.begin() as conn:
-        Base.metadata.create_all(conn, tables=_baseline_tables())
+    # The tables as create_all made them then: the baseline, without a version.
+    schema.upgrade(directory.engine, schema.BASELINE)
+    with directory.engine.begin() as conn:
+        conn.execute(text("DROP TABLE alembic_version"))
+    assert schema.current(directory.engine) is None
     directory.put_practice("p-1", name="Bright Smiles", office_number="+12025550100")
 
     directory.migrate()
@@ -78,11 +80,6 @@ def test_a_database_made_before_migrations_keeps_its_data_and_moves_forward(
     assert schema.current(directory.engine) == schema.head()
     assert directory.get_practice("p-1") is not None
     assert _differences(directory.engine) == []
-
-
-def _baseline_tables() -> list[object]:
-    names = {"practices", "users", "opt_outs", "audit_events"}
-    return [table for table in Base.metadata.sorted_tables if table.name in names]
 
 
 def test_the_release_command_migrates_and_can_run_again(make_app: Callable[..., Flask]) -> None:
@@ -93,4 +90,4 @@ def test_the_release_command_migrates_and_can_run_again(make_app: Callable[..., 
         assert result.exit_code == 0, result.output
         assert f"database at revision {schema.head()}" in result.output
     result = runner.invoke(args=["db", "current"])
-    assert result.output.splitlines()[-1] == f"database: {schema.head()}; newest: {schema.head()}"
+    assert f"database: {schema.head()}; newest: {schema.head()}" in result.output.splitlines()

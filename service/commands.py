@@ -11,13 +11,15 @@ from core.extensions import directory, redis_client
 from ivr.session import reseal_codes
 
 
-def register(app: Flask) -> None:
-    from phone.cli import phone
+def register_commands(app: Flask) -> None:
+    """Add the operator commands to ``flask``.
 
+    ``flask phone`` is not added here: the terminal phone sits above the service and
+    registers itself through the ``flask.commands`` entry point (pyproject.toml).
+    """
     app.cli.add_command(init_db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
-    app.cli.add_command(phone)
 
 
 @click.command("init-db")

@@ -15,6 +15,8 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from core.webhooks import is_twilio_webhook
+
 log = logging.getLogger(__name__)
 
 
@@ -80,23 +82,19 @@ def error_response(error: ServiceError) -> Response:
     return response
 
 
-def _is_webhook() -> bool:
-    return request.blueprint in {"ivr", "sms", "twilio"}
-
-
 def register_error_handlers(app: Flask) -> None:
     """Answer every error in the shape its route promises."""
     from core.twiml import apology
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
-        if _is_webhook():
+        if is_twilio_webhook():
             return apology()
         return error_response(error)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        if _is_webhook() and (error.code or 500) >= 500:
+        if is_twilio_webhook() and (error.code or 500) >= 500:
             return apology()
         status = error.code or 500
         codes = {
@@ -109,7 +107,7 @@ def register_error_handlers(app: Flask) -> None:
         wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
         wrapped.status = status
         response = error_response(wrapped)
-        if _is_webhook():
+        if is_twilio_webhook():
             # A 403 to a forged webhook still says nothing beyond "forbidden".
             response = Response("", status=status)
         return response
@@ -117,14 +115,14 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis_error(error: redis.RedisError) -> Response:
         log.warning("redis unavailable: %s", type(error).__name__)
-        if _is_webhook():
+        if is_twilio_webhook():
             return apology()
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:
         log.warning("database unavailable: %s", type(error).__name__)
-        if _is_webhook():
+        if is_twilio_webhook():
             return apology()
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
@@ -137,6 +135,6 @@ def register_error_handlers(app: Flask) -> None:
             request.endpoint,
             "".join(traceback.format_tb(error.__traceback__)),
         )
-        if _is_webhook():
+        if is_twilio_webhook():
             return apology()
         return error_response(ServiceError("internal error"))

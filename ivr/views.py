@@ -12,8 +12,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
 from core.errors import ServiceError
-from core.telephony import twilio_webhook
 from core.twiml import apology, say, twiml
+from core.webhooks import twilio_webhook
 from ivr import steps, tokens
 from ivr.session import CallerCheck
 

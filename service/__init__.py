@@ -13,12 +13,12 @@ from api.admin import bp as admin_bp
 from api.codeword_texts import bp as codeword_texts_bp
 from api.number_verification import bp as number_verification_bp
 from api.verification_calls import bp as verification_calls_bp
+from core.carrier import make_carrier
 from core.config import load_config
 from core.errors import register_error_handlers
 from core.health import bp as health_bp
 from core.observability import configure_logging
 from core.observability import init_app as init_observability
-from core.telephony import make_carrier
 from ivr.views import bp as ivr_bp
 from service.commands import register_commands
 from sms.views import bp as sms_bp

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
+from core.carrier import RecipientOptedOut
 from core.errors import Conflict, InvalidInput, NotFound, RateLimited
 from core.extensions import carrier, directory, limiter, redis_client
 from core.observability import RATE_LIMITED
-from core.telephony import RecipientOptedOut
 from ivr import challenge, clock, session
 from sms.messages import Texts
 from store import keys

@@ -29,10 +29,10 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import background
+from core.carrier import RecipientOptedOut
 from core.errors import CarrierUnavailable
 from core.extensions import directory, limiter, redis_client
 from core.observability import RATE_LIMITED
-from core.telephony import RecipientOptedOut
 from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
 from sms.keywords import Keyword, Kind, parse_keyword
 from sms.limits import inbound_rule, number_rule, practice_rule

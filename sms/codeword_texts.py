@@ -18,10 +18,10 @@ import redis
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.carrier import CarrierTimedOut, RecipientOptedOut
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
-from core.telephony import CarrierTimedOut, RecipientOptedOut
 from ivr import clock
 from sms import notices
 from sms.limits import number_rule, practice_rule

@@ -21,7 +21,7 @@ import pytest
 from flask import Flask
 
 from core import background
-from core.telephony import TwilioCarrier
+from core.carrier import TwilioCarrier
 from sms.limits import number_rule
 from sms.messages import Texts
 from tests import servers

@@ -25,7 +25,7 @@ from flask.cli import FlaskGroup
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
-from core.telephony import SIMULATED_ACCOUNT_SID, SimulatedCarrier
+from core.simulated_carrier import SIMULATED_ACCOUNT_SID, SimulatedCarrier
 from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks

@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.carrier import PlacedCall
 from core.errors import CarrierUnavailable
-from core.telephony import PlacedCall
 from ivr.outbound import rate_limit_rules
 from store import keys
 from tests import servers

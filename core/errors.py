@@ -15,7 +15,8 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from core.webhooks import is_twilio_webhook
+from core.twiml import apology
+from core.webhooks import caller_language, is_twilio_webhook
 
 log = logging.getLogger(__name__)
 
@@ -84,18 +85,18 @@ def error_response(error: ServiceError) -> Response:
 
 def register_error_handlers(app: Flask) -> None:
     """Answer every error in the shape its route promises."""
-    from core.twiml import apology
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
         if is_twilio_webhook():
-            return apology()
+            log.warning("webhook %s: %s", request.endpoint, type(error).__name__)
+            return apology(caller_language())
         return error_response(error)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
         if is_twilio_webhook() and (error.code or 500) >= 500:
-            return apology()
+            return apology(caller_language())
         status = error.code or 500
         codes = {
             400: "bad_request",
@@ -116,14 +117,14 @@ def register_error_handlers(app: Flask) -> None:
     def _redis_error(error: redis.RedisError) -> Response:
         log.warning("redis unavailable: %s", type(error).__name__)
         if is_twilio_webhook():
-            return apology()
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:
         log.warning("database unavailable: %s", type(error).__name__)
         if is_twilio_webhook():
-            return apology()
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(Exception)
@@ -136,5 +137,5 @@ def register_error_handlers(app: Flask) -> None:
             "".join(traceback.format_tb(error.__traceback__)),
         )
         if is_twilio_webhook():
-            return apology()
+            return apology(caller_language())
         return error_response(ServiceError("internal error"))

@@ -17,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.twiml import apology
 from core.webhooks import caller_language, is_twilio_webhook
+from store.errors import NotInDirectory
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,10 @@ def register_error_handlers(app: Flask) -> None:
             log.warning("webhook %s: %s", request.endpoint, type(error).__name__)
             return apology(caller_language())
         return error_response(error)
+
+    @app.errorhandler(NotInDirectory)
+    def _not_in_directory(error: NotInDirectory) -> Response:
+        return _service_error(NotFound(str(error)))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

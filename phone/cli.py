@@ -27,7 +27,7 @@ from core.simulated_carrier import SimulatedCarrier
 from phone.call import CallOutcome, GatherPrompt, Heard
 from phone.network import UNANSWERED, PhoneNetwork, SimulatedCall, SimulatedText
 from phone.webhooks import PhoneError, Webhooks
-from store.phone import InvalidNumber, normalise
+from store.numbers import InvalidNumber, normalise
 
 phone = AppGroup(
     "phone",

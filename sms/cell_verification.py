@@ -26,7 +26,7 @@ from ivr import challenge, clock, session
 from sms.messages import Texts
 from store import keys
 from store.directory import UserRecord
-from store.phone import mask
+from store.numbers import mask
 from store.ratelimit import Rule
 
 log = logging.getLogger(__name__)

@@ -39,7 +39,7 @@ from sms.limits import inbound_rule, number_rule, practice_rule
 from sms.messages import Texts
 from store import keys
 from store.directory import PracticeRecord, UserRecord
-from store.phone import InvalidNumber, mask, normalise
+from store.numbers import InvalidNumber, mask, normalise
 from store.ratelimit import Pending, Window
 
 log = logging.getLogger(__name__)

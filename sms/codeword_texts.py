@@ -27,7 +27,7 @@ from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
 from store.directory import PracticeRecord, UserRecord
-from store.phone import mask
+from store.numbers import mask
 from store.ratelimit import refuse_if_exhausted
 
 log = logging.getLogger(__name__)

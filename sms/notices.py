@@ -27,7 +27,7 @@ from core.carrier import RecipientOptedOut
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from sms.messages import Texts
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

@@ -12,16 +12,18 @@ from flask import Blueprint, Flask, Response
 from core.errors import Conflict
 from core.twiml import APOLOGY
 from core.webhooks import is_twilio_webhook, speak_to_caller_in, twilio_webhook
+from store.errors import NotInDirectory
 from tests.conftest import post_signed
 from tests.voice import hangs_up, said
 
 FAILURES: dict[str, Callable[[], Exception]] = {
     "service": lambda: Conflict("refused"),
+    "not-in-directory": lambda: NotInDirectory("no such practice"),
     "redis": lambda: redis.ConnectionError("down"),
     "unexpected": lambda: ValueError("a bug"),
 }
 # How a route that is no webhook answers each.
-STATUS = {"service": 409, "redis": 503, "unexpected": 500}
+STATUS = {"service": 409, "not-in-directory": 404, "redis": 503, "unexpected": 500}
 
 
 @pytest.fixture

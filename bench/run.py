@@ -554,7 +554,7 @@ def redis_commands_per_request(
     left out.
     """
     seen: list[dict[str, Any]] = []
-    with client.monitor() as monitor:
+    with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         client.config_resetstat()
         response = requests.post(
             base_url + request.path,

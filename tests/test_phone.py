@@ -98,7 +98,8 @@ def place_call(app: Flask, flow: str = "verify", machine_detection: bool = False
 def flask_cli(app: Flask, *args: str, input: str | None = None) -> Any:
     """Run ``flask ARGS`` on ``app`` as the ``flask`` command does: with the commands
     installed packages register (``flask phone`` is one), not only the app's own."""
-    return app.test_cli_runner().invoke(FlaskGroup(), args=list(args), input=input)
+    cli = FlaskGroup(load_dotenv=False, set_debug_flag=False)
+    return app.test_cli_runner().invoke(cli, args=list(args), input=input)
 
 
 def phone(app: Flask, service: str, *args: str, input: str | None = None) -> Any:

@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.twiml import apology
 from core.webhooks import caller_language, is_twilio_webhook
-from store.errors import NotInDirectory
+from store.errors import LimitExceeded, NotInDirectory
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +58,22 @@ class InvalidInput(ServiceError):
 
 
 class RateLimited(ServiceError):
+    """429: the body names the limit and the seconds to wait, as ``Retry-After`` does."""
+
     status, code = 429, "rate_limited"
 
     def __init__(self, message: str, retry_after: int, **details: object) -> None:
         super().__init__(message)
-        self.details = details
         self.retry_after = max(1, retry_after)
+        self.details = {"retry_after": self.retry_after, **details}
+
+    @classmethod
+    def from_exceeded(cls, exceeded: LimitExceeded) -> RateLimited:
+        message = (
+            f"too many requests: {exceeded.limit} allows {exceeded.allowed};"
+            f" try again in {exceeded.retry_after} seconds"
+        )
+        return cls(message, exceeded.retry_after, limit=exceeded.limit)
 
 
 class CarrierUnavailable(ServiceError):
@@ -94,9 +104,14 @@ def register_error_handlers(app: Flask) -> None:
             return apology(caller_language())
         return error_response(error)
 
+    # The store's errors, answered as the service's own.
     @app.errorhandler(NotInDirectory)
     def _not_in_directory(error: NotInDirectory) -> Response:
         return _service_error(NotFound(str(error)))
+
+    @app.errorhandler(LimitExceeded)
+    def _limit_exceeded(error: LimitExceeded) -> Response:
+        return _service_error(RateLimited.from_exceeded(error))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

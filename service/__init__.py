@@ -19,6 +19,7 @@ from core.errors import register_error_handlers
 from core.health import bp as health_bp
 from core.observability import configure_logging
 from core.observability import init_app as init_observability
+from core.rate_limits import RateLimits
 from ivr.views import bp as ivr_bp
 from service.commands import register_commands
 from sms.views import bp as sms_bp
@@ -50,6 +51,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
     )
     app.extensions["limiter"] = RateLimiter(redis_client)
+    app.extensions["rate_limits"] = RateLimits(app.config)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
     register_error_handlers(app)

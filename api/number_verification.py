@@ -15,7 +15,7 @@ from ivr import office_number
 from sms import cell_verification
 from store import clock
 from store.clock import iso
-from store.phone import mask
+from store.numbers import mask
 
 bp = Blueprint("number_verification", __name__, url_prefix="/api/v1/practices/<practice_id>")
 

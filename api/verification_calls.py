@@ -13,7 +13,7 @@ from ivr import outbound
 from ivr.session import CallSession
 from store import clock
 from store.clock import iso
-from store.phone import mask
+from store.numbers import mask
 
 bp = Blueprint("verification_calls", __name__, url_prefix="/api/v1/verification-calls")
 

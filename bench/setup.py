@@ -79,7 +79,7 @@ class Setup:
             own_metrics = self._workdir / "setup-metrics"
             own_metrics.mkdir(exist_ok=True)
             os.environ.update({**self.env, "PROMETHEUS_MULTIPROC_DIR": str(own_metrics)})
-            from core import create_app
+            from service import create_app
 
             self._app = create_app()
             self._app.extensions["directory"].create_all()

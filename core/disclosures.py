@@ -29,12 +29,12 @@ from flask import current_app, has_request_context
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import background
+from core.carrier import RecipientOptedOut
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES, note_outcome
 from core.segments import fit_name, gsm7_only, shorten
-from core.telephony import RecipientOptedOut
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

@@ -19,13 +19,13 @@ import redis
 from flask import current_app
 
 from core import rate_limits
+from core.carrier import RecipientOptedOut
 from core.errors import Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
-from core.telephony import RecipientOptedOut
 from sms.messages import Texts
 from store import clock, keys, onetime
 from store.directory import UserRecord
-from store.phone import mask
+from store.numbers import mask
 from store.scripts import LuaScript
 
 log = logging.getLogger(__name__)

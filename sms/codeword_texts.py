@@ -18,14 +18,14 @@ from urllib.parse import urlencode
 from flask import current_app
 
 from core import rate_limits
+from core.carrier import CarrierTimedOut, RecipientOptedOut
 from core.disclosures import UNCONFIRMED, Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory
-from core.telephony import CarrierTimedOut, RecipientOptedOut
 from sms.messages import Texts
 from store import clock
 from store.directory import PracticeRecord, UserRecord
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

@@ -14,9 +14,10 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core import background, create_app
+from core import background
 from devservers.prism_server import prism
 from devservers.redis_server import RedisProcess
+from service import create_app
 from store.redis_client import connect
 from tests.helpers import ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT_TOKEN, TWILIO_AUTH_TOKEN
 from tests.twilio_fake import TwilioRecorder, recording_fake

@@ -21,8 +21,8 @@ import pytest
 from flask import Flask
 
 from core import background
+from core.carrier import TwilioCarrier
 from core.rate_limits import codeword_texts_to
-from core.telephony import TwilioCarrier
 from devservers.postgres_server import PostgresProcess, postgres_available
 from devservers.redis_server import RedisProcess
 from sms.messages import Texts

@@ -11,6 +11,7 @@ from api import validation as v
 from core import queue
 from core.auth import require_token
 from core.errors import InvalidInput, NotFound
+from store import clock
 from store.models import OutcomeEvent
 from store.outbox import EVENT_STATUSES
 
@@ -56,7 +57,7 @@ def list_events() -> Response:
 @require_token("admin")
 def redeliver(event_id: str) -> tuple[Response, int]:
     """Send the event again, with the same ``webhook-id``, from the start of the schedule."""
-    job = queue.outbox().redeliver(v.identifier(event_id, "id"), now=queue.now())
+    job = queue.outbox().redeliver(v.identifier(event_id, "id"), now=clock.now())
     if job is None:
         raise NotFound("no such event")
     queue.enqueue([job])

@@ -185,7 +185,7 @@ class Discloser:
     (channel ``app``) and leaves one outcome event to deliver."""
 
     def __init__(self, practice_id: str) -> None:
-        from core import create_app
+        from service import create_app
 
         self.app = create_app()
         self.app.extensions["directory"].create_all()
@@ -202,9 +202,10 @@ class Discloser:
 
     def disclose(self) -> None:
         from core import events, queue
+        from store import clock
 
         with self.app.app_context():
-            now = queue.now()
+            now = clock.now()
             jobs = self.app.extensions["directory"].record_event(
                 PRACTICE,
                 channel="app",

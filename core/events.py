@@ -26,9 +26,10 @@ from flask import current_app
 from standardwebhooks.webhooks import Webhook
 
 from core import queue
+from store import clock
 from store.models import OutcomeEvent
+from store.numbers import mask
 from store.outbox import EventToDeliver
-from store.phone import mask
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ def deliver_event(event_id: str) -> str:
     ``failed`` or ``skipped``.
     """
     outbox = queue.outbox()
-    started = queue.now()
+    started = clock.now()
     row = outbox.claim(OutcomeEvent, event_id, now=started, lease=queue.lease())
     if row is None:
         return "skipped"
@@ -143,7 +144,7 @@ def deliver_event(event_id: str) -> str:
     answer, retry_after = _post(url, Webhook(secret), row)
     if answer is not None and 200 <= answer < 300:
         outbox.settle(
-            OutcomeEvent, row, status="delivered", delivered_at=queue.now(), last_error=None
+            OutcomeEvent, row, status="delivered", delivered_at=clock.now(), last_error=None
         )
         log.info("event %s (%s) delivered", row.id, row.type)
         return "delivered"
@@ -168,7 +169,7 @@ def deliver_event(event_id: str) -> str:
         OutcomeEvent,
         row,
         failures=failures,
-        due_at=queue.now() + wait,
+        due_at=clock.now() + wait,
         last_error=str(error),
     )
     log.info(

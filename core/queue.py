@@ -26,6 +26,7 @@ from rq import Queue
 from rq.job import Job as QueueJob
 from rq.job import JobStatus
 
+from store import clock
 from store.outbox import Job, Outbox
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,6 @@ SOCKET_TIMEOUT = 0.5
 
 JobFunction = Callable[[Any], object]
 WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
-
-
-def now() -> float:
-    """Seconds since the epoch, from ``app.config["CLOCK"]`` when a test set one."""
-    clock = cast(Callable[[], float], current_app.config.get("CLOCK") or time.time)
-    return float(clock())
 
 
 def lease() -> float:
@@ -126,7 +121,7 @@ def enqueue(jobs: Sequence[Job]) -> None:
 
 def sweep() -> int:
     """Enqueue again every row that is due and whose job is no longer waiting; how many."""
-    due = outbox().due(now=now())
+    due = outbox().due(now=clock.now())
     if not due:
         return 0
     q = queue()

@@ -19,17 +19,18 @@ from urllib.parse import urlencode
 
 from flask import current_app
 
-from core import events, queue, rate_limits
+from core import disclosures, queue, rate_limits
+from core.carrier import CarrierTimedOut, RecipientOptedOut
+from core.disclosures import Channel, Disclosure
 from core.errors import CarrierUnavailable, Conflict, NotFound
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES
-from core.telephony import CarrierTimedOut, RecipientOptedOut
 from sms.messages import Texts
-from store import outbox
+from store import clock, outbox
 from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
 from store.directory import PracticeRecord, UserRecord
 from store.models import CodewordText
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def ask(
         to_number=number,
         actor=actor,
         requested_by=requested_by,
-        now=queue.now(),
+        now=clock.now(),
     )
     queue.enqueue([job])
     # Counted when accepted: the worker sending it has no /metrics of its own.
@@ -128,7 +129,7 @@ def text_codeword_on_request(
 def send_queued_text(text_id: str) -> str:
     """Send one codeword text, if due and held by no one else; what came of it."""
     box = queue.outbox()
-    row = box.claim(CodewordText, text_id, now=queue.now(), lease=queue.lease())
+    row = box.claim(CodewordText, text_id, now=clock.now(), lease=queue.lease())
     if row is None:
         return "skipped"
     practice = directory().get_practice(row.practice_id)
@@ -161,8 +162,27 @@ def send_queued_text(text_id: str) -> str:
     except CarrierUnavailable as exc:
         return _try_later(box, row, exc.code)
     status = SENT if sid else UNCONFIRMED
+    disclosure = Disclosure(
+        practice_id=row.practice_id,
+        practice_name=practice.name,
+        channel=Channel.SMS,
+        actor=row.actor,
+        requested_by=row.requested_by,
+        to=row.to_number,
+        at=clock.now(),
+        reference=sid,
+        by_support=row.actor != SELF,
+        outcome=status,
+        key=row.id,
+    )
+    # One transaction: the text marked sent, its audit event, the notices and outcome
+    # event every disclosure leaves (core/disclosures.py), and its redaction.
     jobs = codeword_texts().sent(
-        row, status=status, message_sid=sid, intents=_left_to_do(row, sid), now=queue.now()
+        row,
+        status=status,
+        message_sid=sid,
+        intents=disclosures.follow_ups(disclosure) + _redaction(row, sid),
+        now=disclosure.at,
     )
     queue.enqueue(jobs)
     log.info(
@@ -176,35 +196,14 @@ def send_queued_text(text_id: str) -> str:
     return status
 
 
-def _left_to_do(row: CodewordText, sid: str | None) -> list[outbox.Intent]:
-    """What a codeword text that went leaves: its redaction, notices, the outcome event."""
-    now = queue.now()
-    intents: list[outbox.Intent] = [
-        outbox.NoticesToAdmins(
-            practice_id=row.practice_id,
-            channel="sms",
-            disclosed_to=row.to_number,
-            requested_by=row.requested_by or row.actor,
-            by_support=row.actor != SELF,
-        )
-    ]
-    if sid is not None:
-        due = now + float(current_app.config["REDACT_AFTER_SECONDS"])
-        intents.append(outbox.RedactionDue(sid, row.practice_id, row.to_number, due_at=due))
-    if events.enabled():
-        intents.append(
-            events.codeword_disclosed(
-                practice_id=row.practice_id,
-                channel="sms",
-                to=row.to_number,
-                actor=row.actor,
-                requested_by=row.requested_by,
-                reference=sid,
-                subject=f"text:{row.id}",
-                at=now,
-            )
-        )
-    return intents
+def _redaction(row: CodewordText, sid: str | None) -> list[outbox.Intent]:
+    """The body's redaction at Twilio, due REDACT_AFTER_SECONDS from now unless the
+    delivery report comes first; a text whose MessageSid we never heard is redacted
+    once its report names it (sms/delivery.py)."""
+    if sid is None:
+        return []
+    due = clock.now() + float(current_app.config["REDACT_AFTER_SECONDS"])
+    return [outbox.RedactionDue(sid, row.practice_id, row.to_number, due_at=due)]
 
 
 def _refuse(row: CodewordText, why: str) -> str:
@@ -231,7 +230,7 @@ def _try_later(box: outbox.Outbox, row: CodewordText, error: str) -> str:
         )
         return "failed"
     wait = RETRY_SCHEDULE[row.attempts - 1]
-    box.settle(CodewordText, row, due_at=queue.now() + wait, last_error=error)
+    box.settle(CodewordText, row, due_at=clock.now() + wait, last_error=error)
     log.warning(
         "codeword text %s to %s not sent yet: %s; next attempt in %.0f s",
         row.id,

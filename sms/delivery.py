@@ -18,7 +18,7 @@ from core import events, queue
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from sms.codeword_texts import find_text
-from store import outbox
+from store import clock, outbox
 from store.models import Redaction
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def record_delivery(
     text = find_text(
         text_id if text_id and TEXT_ID.fullmatch(text_id) else None, message_sid, status
     )
-    now = queue.now()
+    now = clock.now()
     intents: list[outbox.Intent] = [
         # Written here too for a text whose send went unconfirmed: only now is it known.
         outbox.RedactionDue(message_sid, practice_id, to, due_at=now)
@@ -78,7 +78,7 @@ def record_delivery(
 
 
 def _redact_now(message_sid: str) -> None:
-    job = queue.outbox().due_now(message_sid, now=queue.now())
+    job = queue.outbox().due_now(message_sid, now=clock.now())
     if job is not None:
         queue.enqueue([job])
 
@@ -94,7 +94,7 @@ MAX_RETRY = 3600.0
 def redact_text(redaction_id: int) -> str:
     """Blank one codeword text's body at Twilio, if due and held by no one else."""
     outbox = queue.outbox()
-    row = outbox.claim(Redaction, redaction_id, now=queue.now(), lease=queue.lease())
+    row = outbox.claim(Redaction, redaction_id, now=clock.now(), lease=queue.lease())
     if row is None:
         return "skipped"
     extra = {"message_sid": row.message_sid}
@@ -102,7 +102,7 @@ def redact_text(redaction_id: int) -> str:
         carrier().redact_message(row.message_sid)
     except ServiceError as exc:
         wait = min(FIRST_RETRY * 2 ** (row.attempts - 1), MAX_RETRY)
-        outbox.settle(Redaction, row, due_at=queue.now() + wait, last_error=exc.code)
+        outbox.settle(Redaction, row, due_at=clock.now() + wait, last_error=exc.code)
         log.error(
             "codeword text %s to %s not redacted: %s; next attempt in %.0f s",
             row.message_sid,

@@ -18,10 +18,11 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, select, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from store import outbox
+from store import outbox, schema
 from store.crypto import CodewordCipher
-from store.models import AuditEvent, Base, OptOut, Practice, User
-from store.phone import mask
+from store.errors import NotInDirectory
+from store.models import AuditEvent, OptOut, Practice, User
+from store.numbers import mask
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,6 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-class NotFound(LookupError):
-    """The practice or user does not exist."""
-
-
 # The look-ups every inbound text makes, built once: building a statement (and its
 # cache key) costs more than running it.
 _OPTED_OUT = select(OptOut.number).where(OptOut.number == bindparam("number"))
@@ -172,7 +169,12 @@ class Directory:
             yield session
 
     def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create the tables straight from the models (tests; production migrates)."""
+        schema.create_all(self.engine)
+
+    def migrate(self) -> None:
+        """Create the tables, or move them forward, with the newest migration."""
+        schema.upgrade(self.engine)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -241,10 +243,10 @@ class Directory:
         cell_number_given: bool,
         cell_number_verified: bool | None = None,
     ) -> tuple[UserRecord, bool]:
-        """Create or update a user; raises NotFound for an unknown practice."""
+        """Create or update a user; raises NotInDirectory for an unknown practice."""
         with self.session() as s:
             if s.get(Practice, practice_id) is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             user = s.get(User, (practice_id, user_id))
             created = user is None
             if user is None:
@@ -300,30 +302,20 @@ class Directory:
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]
 
     def admins_to_notify(self, practice_id: str) -> list[UserRecord]:
-        """The practice's admins with a verified cell that has not opted out (one query)."""
+        """The practice's admins with a verified cell that has not opted out (one query):
+        who a disclosure's notices go to (store/outbox.py)."""
         with self.session() as s:
-            rows = s.scalars(
-                select(User)
-                .outerjoin(OptOut, OptOut.number == User.cell_number)
-                .where(
-                    User.practice_id == practice_id,
-                    User.role == "admin",
-                    User.cell_number.is_not(None),
-                    User.cell_number_verified.is_(True),
-                    OptOut.number.is_(None),
-                )
-                .order_by(User.id)
-            ).all()
+            rows = s.scalars(outbox.admins_to_notify(practice_id)).all()
             return [_user_record(u) for u in rows]
 
     # Codeword ----------------------------------------------------------------
 
     def read_codeword(self, practice_id: str) -> str | None:
-        """The plain codeword; raises NotFound for an unknown practice."""
+        """The plain codeword; raises NotInDirectory for an unknown practice."""
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             if practice.codeword_encrypted is None:
                 return None
             return self.cipher.decrypt(practice.codeword_encrypted)
@@ -345,7 +337,7 @@ class Directory:
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             practice.codeword_encrypted = self.cipher.encrypt(codeword)
 
     def rotate_codewords(self) -> int:

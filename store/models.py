@@ -88,7 +88,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
-        Index("ix_audit_practice_at", "practice_id", "at"),
+        # The trail pages newest first by id (?before=<id>): one index range per page.
+        Index("ix_audit_practice_id", "practice_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -161,7 +162,7 @@ class DisclosureNotice(OutboxRow, Base):
     to_number: Mapped[str] = mapped_column(String(20))
     # What the notice tells, as it was at the disclosure.
     channel: Mapped[str] = mapped_column(String(10))
-    disclosed_to: Mapped[str | None] = mapped_column(String(32), nullable=True)  # masked
+    disclosed_to: Mapped[str | None] = mapped_column(String(20), nullable=True)  # the number
     requested_by: Mapped[str] = mapped_column(String(200))
     by_support: Mapped[bool] = mapped_column(Boolean)
     disclosed_at: Mapped[float] = mapped_column(Float)

@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, func, insert, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -29,7 +29,7 @@ from store.models import (
     Redaction,
     User,
 )
-from store.phone import mask
+from store.numbers import mask
 
 PENDING = "pending"
 Row = TypeVar("Row", OutcomeEvent, DisclosureNotice, Redaction, CodewordText)
@@ -79,7 +79,7 @@ class NoticesToAdmins:
 
     practice_id: str
     channel: str
-    disclosed_to: str | None  # in full; stored masked
+    disclosed_to: str | None  # in full (the notice masks it); None for an app read
     requested_by: str
     by_support: bool
 
@@ -152,24 +152,30 @@ def _add_event(session: Session, event: EventToDeliver, now: float) -> list[Job]
     return [Job("event", event.id, job_id)] if inserted else []
 
 
-def _add_notices(
-    session: Session, notices: NoticesToAdmins, now: float, audit_event_id: int
-) -> list[Job]:
-    admins = session.execute(
-        select(User.id, User.cell_number)
+def admins_to_notify(practice_id: str) -> Select[User]:
+    """The practice's admins with a verified cell that has not opted out."""
+    return (
+        select(User)
         .outerjoin(OptOut, OptOut.number == User.cell_number)
         .where(
-            User.practice_id == notices.practice_id,
+            User.practice_id == practice_id,
             User.role == "admin",
             User.cell_number.is_not(None),
             User.cell_number_verified.is_(True),
             OptOut.number.is_(None),
         )
         .order_by(User.id)
-    ).all()
+    )
+
+
+def _add_notices(
+    session: Session, notices: NoticesToAdmins, now: float, audit_event_id: int
+) -> list[Job]:
+    admins = session.scalars(admins_to_notify(notices.practice_id)).all()
     jobs = []
     told: set[str] = set()
-    for user_id, number in admins:
+    for admin in admins:
+        user_id, number = admin.id, admin.cell_number
         # The recipient of the codeword is not told of it; a number shared by two
         # admin records is told once.
         if number is None or number == notices.disclosed_to or number in told:
@@ -181,7 +187,7 @@ def _add_notices(
             user_id=user_id,
             to_number=number,
             channel=notices.channel,
-            disclosed_to=mask(notices.disclosed_to),
+            disclosed_to=notices.disclosed_to,
             requested_by=notices.requested_by[:200],
             by_support=notices.by_support,
             disclosed_at=now,

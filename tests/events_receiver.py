@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.servers import HOST
+from devservers.processes import HOST
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from core import queue
-from core.telephony import TwilioCarrier
+from core.carrier import TwilioCarrier
 from sms.codeword_texts import VALIDITY_PERIOD
-from tests import servers
-from tests.conftest import (
+from tests.helpers import (
     PUBLIC_BASE_URL,
     SUPPORT,
     TWILIO_AUTH_TOKEN,
@@ -22,12 +21,13 @@ from tests.conftest import (
     twilio_signature,
 )
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, seed, text
+from tests.twilio_fake import RecordedRequest, TwilioRecorder
 from tests.voice import Clock
 from tests.workers import sweep
 
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"
-Recorder = tuple[str, servers.TwilioRecorder]
+Recorder = tuple[str, TwilioRecorder]
 
 
 def by_keyword(client: FlaskClient) -> TestResponse:
@@ -52,13 +52,13 @@ def report(client: FlaskClient, callback_url: str, sid: str, status: str) -> Tes
     return post_signed(client, callback_url[len(PUBLIC_BASE_URL) :], form)
 
 
-def codeword_sent(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def codeword_sent(sent: TwilioRecorder) -> list[RecordedRequest]:
     """The codeword texts among the requests Twilio got: those with a status callback (the
     other admins' disclosure notices have none)."""
     return [r for r in sent if "StatusCallback" in r.form]
 
 
-def redactions(sent: servers.TwilioRecorder) -> list[str]:
+def redactions(sent: TwilioRecorder) -> list[str]:
     """The MessageSids whose body was blanked at Twilio, in order."""
     return [
         r.path.rsplit("/", 1)[1].removesuffix(".json")

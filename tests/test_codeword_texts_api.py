@@ -9,16 +9,16 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core import queue
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, STAFF_CELL, seed, text
+from tests.twilio_fake import RecordedRequest, TwilioRecorder
 from tests.voice import Clock
 
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REQUEST = {"practice_id": "p-1", "user_id": "u-1", "requested_by": "Dana at Bright Smiles"}
 
-Recorder = tuple[str, servers.TwilioRecorder]
+Recorder = tuple[str, TwilioRecorder]
 
 
 def ask(client: FlaskClient, body: Any = None, headers: dict[str, str] = SUPPORT) -> Any:
@@ -27,7 +27,7 @@ def ask(client: FlaskClient, body: Any = None, headers: dict[str, str] = SUPPORT
     )
 
 
-def codeword_sent(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def codeword_sent(sent: TwilioRecorder) -> list[RecordedRequest]:
     """The codeword texts among the requests Twilio got: those with a status callback (the
     other admins' disclosure notices have none)."""
     return [r for r in sent if "StatusCallback" in r.form]
@@ -46,7 +46,7 @@ def client(recorded_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def sent(twilio_recorder: Recorder, client: FlaskClient) -> servers.TwilioRecorder:
+def sent(twilio_recorder: Recorder, client: FlaskClient) -> TwilioRecorder:
     """What reached Twilio's API, after the directory was seeded."""
     return twilio_recorder[1]
 
@@ -71,7 +71,7 @@ def test_twilio_accepts_the_codeword_text_and_we_answer_202(twilio_app: Flask) -
 
 
 def test_the_codeword_goes_by_rest_from_our_number_expiring_soon_with_a_callback(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     response = ask(client)
     assert response.status_code == 202
@@ -89,7 +89,7 @@ def test_the_codeword_goes_by_rest_from_our_number_expiring_soon_with_a_callback
 
 
 def test_a_support_text_is_audited_with_the_token_name_and_requester(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     assert ask(client).status_code == 202
     (event,) = sms_events(client)
@@ -109,7 +109,7 @@ def test_a_support_text_is_audited_with_the_token_name_and_requester(
     ],
 )
 def test_only_an_admin_with_a_verified_cell_gets_it(
-    client: FlaskClient, sent: servers.TwilioRecorder, user: dict[str, str], code: str
+    client: FlaskClient, sent: TwilioRecorder, user: dict[str, str], code: str
 ) -> None:
     response = ask(client, {**REQUEST, **user})
     assert response.status_code == 409
@@ -117,9 +117,7 @@ def test_only_an_admin_with_a_verified_cell_gets_it(
     assert list(sent) == []
 
 
-def test_an_admin_without_a_cell_is_a_conflict(
-    client: FlaskClient, sent: servers.TwilioRecorder
-) -> None:
+def test_an_admin_without_a_cell_is_a_conflict(client: FlaskClient, sent: TwilioRecorder) -> None:
     put_user(client, "p-1", "u-6", name="Nora", role="admin")
     response = ask(client, {**REQUEST, "user_id": "u-6"})
     assert response.status_code == 409
@@ -128,7 +126,7 @@ def test_an_admin_without_a_cell_is_a_conflict(
 
 
 def test_a_practice_without_a_codeword_is_a_conflict(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     client.put(
         "/api/v1/practices/p-3",
@@ -146,7 +144,7 @@ def test_a_practice_without_a_codeword_is_a_conflict(
     "body", [{**REQUEST, "practice_id": "p-9"}, {**REQUEST, "user_id": "u-99"}]
 )
 def test_an_unknown_practice_or_user_is_404(
-    client: FlaskClient, sent: servers.TwilioRecorder, body: dict[str, str]
+    client: FlaskClient, sent: TwilioRecorder, body: dict[str, str]
 ) -> None:
     assert ask(client, body).status_code == 404
     assert list(sent) == []
@@ -164,7 +162,7 @@ def test_an_unknown_practice_or_user_is_404(
     ],
 )
 def test_bad_input_is_422_naming_the_field(
-    client: FlaskClient, sent: servers.TwilioRecorder, body: dict[str, Any], field: str
+    client: FlaskClient, sent: TwilioRecorder, body: dict[str, Any], field: str
 ) -> None:
     response = ask(client, body)
     assert response.status_code == 422
@@ -180,7 +178,7 @@ def test_a_body_that_is_not_a_json_object_is_422(client: FlaskClient) -> None:
     ("headers", "status"), [({}, 401), ({"Authorization": "Bearer wrong"}, 401), (ADMIN, 403)]
 )
 def test_only_a_support_token_may_ask(
-    client: FlaskClient, sent: servers.TwilioRecorder, headers: dict[str, str], status: int
+    client: FlaskClient, sent: TwilioRecorder, headers: dict[str, str], status: int
 ) -> None:
     assert ask(client, headers=headers).status_code == status
     assert list(sent) == []
@@ -190,7 +188,7 @@ def test_only_a_support_token_may_ask(
 
 
 def test_an_opted_out_admin_is_a_conflict_and_twilio_is_not_called(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "STOP")
     response = ask(client)
@@ -200,7 +198,7 @@ def test_an_opted_out_admin_is_a_conflict_and_twilio_is_not_called(
 
 
 def test_twilio_reporting_the_recipient_opted_out_is_kept_and_the_next_request_is_409(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(400, 21610, "Attempt to send to unsubscribed recipient")
     assert ask(client).status_code == 202  # the worker learns it, not the request
@@ -213,7 +211,7 @@ def test_twilio_reporting_the_recipient_opted_out_is_kept_and_the_next_request_i
 
 
 def test_twilio_failing_never_fails_the_request_and_the_worker_tries_again(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     clock = recorded_app.config["CLOCK"] = Clock()
     sent.queue_error(500, 20500, "Internal Server Error")
@@ -232,7 +230,7 @@ def test_twilio_failing_never_fails_the_request_and_the_worker_tries_again(
 
 
 def test_three_codeword_texts_per_number_an_hour_then_429_with_retry_after(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     for _ in range(3):
         assert ask(client).status_code == 202
@@ -247,7 +245,7 @@ def test_three_codeword_texts_per_number_an_hour_then_429_with_retry_after(
 
 
 def test_keyword_and_support_texts_share_the_per_number_limit(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "CODEWORD")
     text(client, "CODEWORD")
@@ -257,9 +255,7 @@ def test_keyword_and_support_texts_share_the_per_number_limit(
     assert len(codeword_sent(sent)) == 3
 
 
-def test_five_codeword_texts_per_practice_a_day(
-    client: FlaskClient, sent: servers.TwilioRecorder
-) -> None:
+def test_five_codeword_texts_per_practice_a_day(client: FlaskClient, sent: TwilioRecorder) -> None:
     for user_id in ["u-1"] * 3 + ["u-2"] * 2:
         assert ask(client, {**REQUEST, "user_id": user_id}).status_code == 202
     response = ask(client, {**REQUEST, "user_id": "u-5"})
@@ -269,7 +265,7 @@ def test_five_codeword_texts_per_practice_a_day(
 
 
 def test_the_staff_generic_reply_never_reaches_twilios_rest_api(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     assert "verified cell" in text(client, "CODEWORD", STAFF_CELL).get_data(as_text=True)
     assert list(sent) == []

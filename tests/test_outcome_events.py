@@ -22,10 +22,11 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from core import events, queue
 from core.config import ConfigError, load_config
+from store.clock import now as clock_now
 from store.models import OutcomeEvent
 from store.outbox import EventToDeliver, NoticesToAdmins
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
 from tests.events_receiver import EventsReceiver, events_receiver
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 from tests.voice import Clock
 from tests.workers import sweep, work
 
@@ -66,7 +67,7 @@ def client(app: Flask, clock: Clock) -> FlaskClient:
 def disclose(app: Flask, practice_id: str = "p-1", *, notices: bool = False) -> str:
     """Record an app disclosure with its outcome event (and notices); the event's id."""
     with app.app_context():
-        now = queue.now()
+        now = clock_now()
         event = events.codeword_disclosed(
             practice_id=practice_id,
             channel="app",
@@ -257,7 +258,7 @@ def test_a_job_enqueued_twice_delivers_once(
 ) -> None:
     event_id = disclose(app)
     with app.app_context():
-        queue.enqueue([queue.outbox().redeliver(event_id, now=queue.now())])  # type: ignore[list-item]
+        queue.enqueue([queue.outbox().redeliver(event_id, now=clock_now())])  # type: ignore[list-item]
     work(app)
     assert receiver.ids() == [event_id]
 
@@ -354,12 +355,12 @@ def test_an_event_is_never_written_twice_for_the_same_outcome(
         outbox = queue.outbox()
         first = events.verification_call_completed(
             call_id="VC1", practice_id="p-1", status="completed", requested_by="Dana",
-            actor="helpdesk", at=queue.now(),
+            actor="helpdesk", at=clock_now(),
         )  # fmt: skip
         again = EventToDeliver(id="msg_other", type=first.type, body=first.body,
                                subject=first.subject)  # fmt: skip
-        assert len(outbox.write([first], now=queue.now())) == 1
-        assert outbox.write([again], now=queue.now()) == []
+        assert len(outbox.write([first], now=clock_now())) == 1
+        assert outbox.write([again], now=clock_now()) == []
         assert [e.id for e in outbox.events(status=None, limit=10)] == [first.id]
 
 

@@ -9,9 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devservers.redis_server import RedisProcess
 from store.models import Base
-from tests import servers
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed
+from tests.helpers import PUBLIC_BASE_URL, SUPPORT, post_signed
 from tests.redis_trips import count_round_trips
 from tests.sms_helpers import (
     ADMIN_CELL,
@@ -23,11 +23,12 @@ from tests.sms_helpers import (
     seed,
     text,
 )
+from tests.twilio_fake import RecordedRequest, TwilioRecorder
 from tests.voice import Clock
 from tests.workers import sweep, work
 
 MESSAGES = f"/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"
-Recorder = tuple[str, servers.TwilioRecorder]
+Recorder = tuple[str, TwilioRecorder]
 
 
 @pytest.fixture
@@ -38,13 +39,11 @@ def client(recorded_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def sent(
-    twilio_recorder: tuple[str, servers.TwilioRecorder], client: FlaskClient
-) -> servers.TwilioRecorder:
+def sent(twilio_recorder: tuple[str, TwilioRecorder], client: FlaskClient) -> TwilioRecorder:
     return twilio_recorder[1]
 
 
-def codeword_sent(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def codeword_sent(sent: TwilioRecorder) -> list[RecordedRequest]:
     """The codeword texts among the requests Twilio got: those with a status callback (the
     other admins' disclosure notices have none)."""
     return [r for r in sent if "StatusCallback" in r.form]
@@ -60,7 +59,7 @@ def sms_outcomes(client: FlaskClient) -> list[str]:
 
 
 def test_the_keyword_codeword_text_is_a_rest_message_with_validity_and_callback(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     response = text(client, "CODEWORD")
     assert reply_of(response) is None
@@ -104,7 +103,7 @@ def test_a_codeword_text_takes_three_redis_round_trips_and_no_twilio_request(
 
 
 def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "hello", UNKNOWN_CELL)
     for body, sender in [("HELP", ADMIN_CELL), ("CODEWORD", STAFF_CELL), ("hi", UNKNOWN_CELL)]:
@@ -115,7 +114,7 @@ def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
 
 
 def test_twilio_down_never_holds_the_reply_and_the_worker_tries_again(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     clock = recorded_app.config["CLOCK"] = Clock()
     sent.queue_error(500, 20500, "Internal Server Error")
@@ -128,7 +127,7 @@ def test_twilio_down_never_holds_the_reply_and_the_worker_tries_again(
 
 
 def test_twilio_saying_the_admin_opted_out_is_kept_and_answered_with_nothing(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(400, 21610, "Attempt to send to unsubscribed recipient")
     assert reply_of(text(client, "CODEWORD")) is None
@@ -138,7 +137,7 @@ def test_twilio_saying_the_admin_opted_out_is_kept_and_answered_with_nothing(
 
 
 def test_with_redis_down_twilio_is_never_asked_to_send(
-    client: FlaskClient, sent: servers.TwilioRecorder, redis_process: servers.RedisProcess
+    client: FlaskClient, sent: TwilioRecorder, redis_process: RedisProcess
 ) -> None:
     redis_process.stop()
     for body in ("CODEWORD", "HELP"):
@@ -149,7 +148,7 @@ def test_with_redis_down_twilio_is_never_asked_to_send(
 
 
 def test_with_the_database_down_twilio_is_never_asked_to_send(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     Base.metadata.drop_all(recorded_app.extensions["directory"].engine)
     response = text(client, "CODEWORD")
@@ -158,7 +157,7 @@ def test_with_the_database_down_twilio_is_never_asked_to_send(
 
 
 def test_with_redis_down_the_support_endpoint_is_503_and_sends_nothing(
-    client: FlaskClient, sent: servers.TwilioRecorder, redis_process: servers.RedisProcess
+    client: FlaskClient, sent: TwilioRecorder, redis_process: RedisProcess
 ) -> None:
     redis_process.stop()
     response = client.post(
@@ -172,7 +171,7 @@ def test_with_redis_down_the_support_endpoint_is_503_and_sends_nothing(
 
 
 def test_the_codeword_never_reaches_a_log_line(
-    client: FlaskClient, sent: servers.TwilioRecorder, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, sent: TwilioRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     text(client, "CODEWORD")

@@ -21,8 +21,8 @@ from rq.registry import StartedJobRegistry
 from standardwebhooks.webhooks import Webhook
 
 from core import queue
-from tests.conftest import put_practice, put_user
 from tests.events_receiver import EventsReceiver, events_receiver
+from tests.helpers import put_practice, put_user
 from tests.test_outcome_events import EVENTS_SECRET, disclose, event_row
 from tests.workers import WorkerProcess, worker_process
 

@@ -21,7 +21,7 @@ from flask import Flask
 
 from core import queue
 from core.worker import run_worker
-from tests.servers import REPO, _log_tail
+from devservers.processes import REPO, log_tail
 
 
 class WorkerProcess:
@@ -70,7 +70,7 @@ class WorkerProcess:
         self.proc = None
 
     def log(self) -> str:
-        return _log_tail(self.log_path, 60)
+        return log_tail(self.log_path, 60)
 
     def close(self) -> None:
         self.stop()

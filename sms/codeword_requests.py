@@ -223,7 +223,7 @@ def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Te
         return Answer(texts.limit_reached, "rate-limited")
     try:
         with rate_limits.given_back_on_failure(reservation):
-            ask(practice, user, actor=SELF, requested_by=user.name)
+            ask(practice, user, reservation, actor=SELF, requested_by=user.name)
     except NoCodeword:
         return Answer(texts.no_codeword(practice.name), "no-codeword")
     except RecipientOptedOut:

@@ -31,6 +31,7 @@ from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
 from store.directory import PracticeRecord, UserRecord
 from store.models import CodewordText
 from store.numbers import mask
+from store.ratelimit import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +77,16 @@ def status_callback_url(practice_id: str, text_id: str) -> str:
 
 
 def ask(
-    practice: PracticeRecord, user: UserRecord, *, actor: str, requested_by: str | None
+    practice: PracticeRecord,
+    user: UserRecord,
+    reservation: Reservation,
+    *,
+    actor: str,
+    requested_by: str | None,
 ) -> QueuedText:
-    """Keep a codeword text for the worker to send. The caller has reserved its rate-limit
-    slots (core/rate_limits.py), which stay spent once the text is kept, whatever the
-    worker then meets. Raises NoCodeword, RecipientOptedOut or Conflict."""
+    """Keep a codeword text for the worker to send, with the rate-limit slots the caller
+    reserved for it (core/rate_limits.py): the worker gives them back if the text
+    provably never goes. Raises NoCodeword, RecipientOptedOut or Conflict."""
     if not may_receive_codeword(user) or user.cell_number is None:
         raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
     number = user.cell_number
@@ -94,8 +100,11 @@ def ask(
         to_number=number,
         actor=actor,
         requested_by=requested_by,
+        reserved_at=reservation.taken_at,
         now=clock.now(),
     )
+    # Kept: from here on only the worker, knowing the text never went, gives them back.
+    reservation.keep()
     queue.enqueue([job])
     # Counted when accepted: the worker sending it has no /metrics of its own.
     DISCLOSURES.labels("sms").inc()
@@ -120,7 +129,7 @@ def text_codeword_on_request(
         raise RecipientOptedOut("the recipient has opted out of texts from this number")
     reservation = rate_limits.reserve_codeword_text(user.cell_number, practice.id)
     with rate_limits.given_back_on_failure(reservation):
-        return ask(practice, user, actor=actor, requested_by=requested_by)
+        return ask(practice, user, reservation, actor=actor, requested_by=requested_by)
 
 
 # The worker's side ------------------------------------------------------------------
@@ -208,6 +217,7 @@ def _redaction(row: CodewordText, sid: str | None) -> list[outbox.Intent]:
 
 def _refuse(row: CodewordText, why: str) -> str:
     queue.outbox().settle(CodewordText, row, status="refused", last_error=why)
+    _give_back(row)
     log.warning(
         "codeword text %s for practice %s to %s not sent: %s",
         row.id,
@@ -221,6 +231,7 @@ def _refuse(row: CodewordText, why: str) -> str:
 def _try_later(box: outbox.Outbox, row: CodewordText, error: str) -> str:
     if row.attempts > len(RETRY_SCHEDULE):
         box.settle(CodewordText, row, status="failed", last_error=error)
+        _give_back(row)
         log.error(
             "codeword text %s for practice %s to %s failed: %s",
             row.id,
@@ -239,6 +250,16 @@ def _try_later(box: outbox.Outbox, row: CodewordText, error: str) -> str:
         wait,
     )
     return "retry"
+
+
+def _give_back(row: CodewordText) -> None:
+    """The text never went (Twilio refused it, or it was no longer allowed): its slots
+    go back to the limits, as a request refused at once spends none."""
+    if row.reserved_at is not None:
+        reservation = Reservation(
+            row.reserved_at, taken=rate_limits.codeword_text_rules(row.to_number, row.practice_id)
+        )
+        rate_limits.give_back(reservation)
 
 
 def find_text(text_id: str | None, message_sid: str, delivery: str) -> TextRecord | None:

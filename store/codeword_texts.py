@@ -71,6 +71,7 @@ class CodewordTexts:
         to_number: str,
         actor: str,
         requested_by: str | None,
+        reserved_at: float | None,
         now: float,
     ) -> tuple[TextRecord, outbox.Job]:
         """Keep a codeword text to send; it and the job that sends it."""
@@ -81,6 +82,7 @@ class CodewordTexts:
             to_number=to_number,
             actor=actor,
             requested_by=requested_by,
+            reserved_at=reserved_at,
             status=outbox.PENDING,
             created_at=now,
             due_at=now,

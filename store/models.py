@@ -200,3 +200,5 @@ class CodewordText(OutboxRow, Base):
     message_sid: Mapped[str | None] = mapped_column(String(34), nullable=True, unique=True)
     # Twilio's final word: delivered, undelivered or failed (None until the report).
     delivery: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # When the request reserved the text's rate-limit slots: given back if it never goes.
+    reserved_at: Mapped[float | None] = mapped_column(Float, nullable=True)

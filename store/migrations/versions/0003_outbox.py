@@ -57,6 +57,7 @@ def upgrade() -> None:
         sa.Column("requested_by", sa.String(200), nullable=True),
         sa.Column("message_sid", sa.String(34), nullable=True, unique=True),
         sa.Column("delivery", sa.String(16), nullable=True),
+        sa.Column("reserved_at", sa.Float(), nullable=True),
         *_outbox_columns(),
         sa.ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
     )

@@ -276,16 +276,25 @@ def texts(to_number: str | None, listen_url: str | None) -> None:
 @plain_errors
 @click.option("--from", "from_number", required=True, help="The number texting.")
 @click.argument("body")
+@click.option(
+    "--wait",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a text when the service sends no reply (its worker texts it).",
+)
 @url_option
-def text(from_number: str, body: str, listen_url: str | None) -> None:
+def text(from_number: str, body: str, wait: float, listen_url: str | None) -> None:
     """Text the service's number and show what comes back.
 
     Shows the TwiML reply, and every text the service sent to the same number through
     the carrier meanwhile (these are delivered, reporting their status to the service).
+    Without a reply, waits up to --wait seconds for a text: the codeword comes from the
+    service's background worker (``flask --app wsgi worker``, started by scripts/run).
     """
     net = network(listen_url)
     number = phone_number(from_number)
-    exchange = net.send_text(number, body)
+    exchange = net.send_text(number, body, wait=wait)
     click.echo(f"{number} -> {net.service_number}: {body}")
     for reply in exchange.replies:
         to = "" if reply.to_number == number else f" (to {reply.to_number})"

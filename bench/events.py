@@ -201,31 +201,11 @@ class Discloser:
         self.client.put(f"/api/v1/practices/{practice_id}", json=body, headers=self.headers)
 
     def disclose(self) -> None:
-        from core import events, queue
-        from store import clock
-
-        with self.app.app_context():
-            now = clock.now()
-            jobs = self.app.extensions["directory"].record_event(
-                PRACTICE,
-                channel="app",
-                outcome="disclosed",
-                actor="bench",
-                intents=[
-                    events.codeword_disclosed(
-                        practice_id=PRACTICE,
-                        channel="app",
-                        to=None,
-                        actor="bench",
-                        requested_by=None,
-                        reference=None,
-                        subject=secrets.token_hex(8),
-                        at=now,
-                    )
-                ],
-                now=now,
-            )
-            queue.enqueue(jobs)
+        """One read of the codeword: audit event, notices and outcome event in one
+        transaction, then the job on the queue (core/disclosures.py)."""
+        response = self.client.get(self.path, headers=self.headers)
+        if response.status_code != 200:
+            raise RuntimeError(f"codeword read answered {response.status_code}")
 
 
 @dataclass

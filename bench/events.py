@@ -7,8 +7,8 @@ processes, posting to a receiver on loopback that answers 204 at once:
 
 - **paced**: ``--disclosures`` disclosures at ``--rate`` a second; the lag from each
   disclosure (the event's own ``timestamp``) to its arrival at the receiver, p50/p99;
-- **burst**: as many disclosures written as fast as they can be; how many events a
-  second the workers deliver (first arrival to last);
+- **drain**: as many disclosures written while no worker runs, then the workers started;
+  how many events a second they deliver (first arrival to last);
 - **kill**: the paced run again while every worker is SIGKILLed a third of the way in
   and started again a second later; every event must still arrive (duplicates, same
   ``webhook-id``, are counted: at-least-once delivery allows them). An event a worker
@@ -285,6 +285,21 @@ def measure(
     )
 
 
+def drain(
+    receiver: Receiver, disclose: Callable[[], None], count: int, pool: Workers, timeout: float
+) -> RunResult:
+    """``count`` disclosures written while no worker runs, then every worker started: how
+    fast they drain the backlog (first arrival to last; the lag is the backlog's age)."""
+    pool.stop_all()
+
+    def start_workers(index: int) -> None:
+        if index == count - 1:
+            for worker in range(len(pool.procs)):
+                pool.start(worker)
+
+    return measure("drain", receiver, disclose, count, None, timeout, start_workers)
+
+
 def bench_env(workdir: Path, redis_url: str, receiver_url: str) -> dict[str, str]:
     return {
         **os.environ,
@@ -317,7 +332,7 @@ def run(disclosures: int, rate: float, workers: int, timeout: float) -> list[Run
                 measure("warm-up", receiver, discloser.disclose, workers * 2, None, timeout)
                 results = [
                     measure("paced", receiver, discloser.disclose, disclosures, rate, timeout),
-                    measure("burst", receiver, discloser.disclose, disclosures, None, timeout),
+                    drain(receiver, discloser.disclose, disclosures, pool, timeout),
                 ]
                 kill_at, restart_at = disclosures // 3, disclosures // 3 + int(rate)
 

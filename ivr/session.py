@@ -285,6 +285,7 @@ class CallSession:
     code_sealed: str | None
     placed: bool
     purpose: str = CODEWORD
+    wrong_codes: int = 0
 
     @classmethod
     def from_hash(cls, session_id: str, fields: dict[str, str]) -> CallSession:
@@ -303,6 +304,7 @@ class CallSession:
             code_sealed=fields.get("code_sealed") or None,
             placed=fields.get("placed") == "1",
             purpose=fields.get("purpose") or CODEWORD,
+            wrong_codes=int(fields.get("wrong_codes") or 0),
         )
 
     def status_at(self, now: float) -> str:
@@ -378,6 +380,15 @@ def load(client: redis.Redis, session_id: str) -> CallSession | None:
     if not fields or "practice_id" not in fields:
         return None
     return CallSession.from_hash(session_id, fields)
+
+
+def live_session_id(client: redis.Redis, practice_id: str, now: float) -> str | None:
+    """The session of the practice's live call, if one is live at ``now``."""
+    live = cast(str | None, client.get(keys.live_call(practice_id)))
+    session_id, _, expires_at = (live or "").partition("|")
+    if not session_id or not expires_at or now >= float(expires_at):
+        return None
+    return session_id
 
 
 def idempotent_session_id(client: redis.Redis, idempotency_redis_key: str) -> str | None:

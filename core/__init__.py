@@ -61,6 +61,7 @@ def _register_blueprints(app: Flask) -> None:
     from api.codeword_texts import bp as codeword_texts_bp
     from api.number_verification import bp as number_verification_bp
     from api.verification_calls import bp as verification_calls_bp
+    from console import bp as console_bp
     from core.health import bp as health_bp
     from ivr.views import bp as ivr_bp
     from sms.views import bp as sms_bp
@@ -72,6 +73,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(codeword_texts_bp)
     app.register_blueprint(verification_calls_bp)
     app.register_blueprint(number_verification_bp)
+    app.register_blueprint(console_bp)
 
 
 def _register_commands(app: Flask) -> None:

@@ -14,6 +14,8 @@ YEAR = 365 * 24 * 3600
 
 
 class _ConsoleBlueprint(Blueprint):
+    """The console's blueprint: its versioned files may be cached for a year."""
+
     def get_send_file_max_age(self, filename: str | None) -> int | None:
         return YEAR if request.args.get("v") else None
 

@@ -32,6 +32,7 @@ SEARCH_LIMIT = 20
 # Audit events on one page of the trail.
 TRAIL_PAGE = 20
 REQUESTED_BY_MAX = 200
+SEARCH_MAX = 200
 LANGUAGES = {"en": "English", "es": "Spanish"}
 # The call form's idempotency key: made with the page, so a form sent twice places one call.
 CALL_KEY = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -44,7 +45,7 @@ def home() -> Response:
     query = " ".join((request.args.get("q") or "").split())
     if not query:
         return make_response(render_template("console/search.html", query="", results=None))
-    if len(query) > REQUESTED_BY_MAX:
+    if len(query) > SEARCH_MAX:
         raise InvalidInput("that search is too long; try a name, an id or a number")
     try:
         number = normalise(query, current_app.config["ALLOWED_COUNTRIES"])

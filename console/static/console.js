@@ -70,8 +70,8 @@
         cache: "no-store",
         headers: { Accept: "application/json" }
       }).then(function (response) {
-        if (response.status === 401) {
-          throw new Error("signed-out");
+        if (response.status === 401 || response.status === 404) {
+          throw new Error(response.status === 401 ? "signed-out" : "gone");
         }
         if (!response.ok) {
           throw new Error("status " + response.status);
@@ -86,6 +86,10 @@
       }).catch(function (error) {
         if (error.message === "signed-out") {
           setText(sentence, "Your session has ended: sign in again to follow this call.");
+          return;
+        }
+        if (error.message === "gone") {
+          setText(sentence, "This call is no longer on record.");
           return;
         }
         failures += 1;

@@ -20,6 +20,7 @@ from console.practices import (
 )
 from core.errors import ServiceError
 from ivr import clock, outbound, session
+from store.errors import LimitExceeded
 from store.phone import mask
 
 # Seconds between the page's polls of a call's status.
@@ -39,10 +40,10 @@ def place_call(practice_id: str) -> Response:
             # Scoped to this token by the flow; "console:" keeps it apart from API keys.
             idempotency_key=f"console:{key}" if key else None,
         )
-    except ServiceError as refused:
-        return render_practice(
-            found, refusal=words.call_refusal(refused, found, current_app.config), error=refused
-        )
+    except (ServiceError, LimitExceeded) as refused:
+        error = words.as_service_error(refused)
+        refusal = words.call_refusal(error, found, current_app.config)
+        return render_practice(found, refusal=refusal, error=error)
     return _call_page(requested.call, challenge_code=requested.challenge_code, status=201)
 
 

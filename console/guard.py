@@ -20,7 +20,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from console import bp, sessions, words
-from core.errors import ServiceError, error_response
+from core.errors import RateLimited, ServiceError, error_response
+from store.errors import LimitExceeded
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,11 @@ def _service_error(error: ServiceError) -> Response:
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
     return response
+
+
+@bp.errorhandler(LimitExceeded)
+def _limit_exceeded(error: LimitExceeded) -> Response:
+    return _service_error(RateLimited.from_exceeded(error))
 
 
 @bp.errorhandler(redis.RedisError)

@@ -25,6 +25,7 @@ from core.extensions import directory
 from ivr import clock, outbound, session
 from sms.codeword_texts import may_receive_codeword, text_codeword_on_request
 from store.directory import EventRecord, PracticeRecord, UserRecord
+from store.errors import LimitExceeded
 from store.phone import InvalidNumber, mask, normalise
 
 # Practices listed for one search; more means the search should be narrower.
@@ -80,9 +81,10 @@ def text_codeword(practice_id: str, user_id: str) -> Response:
     try:
         requested_by = requested_by_from_form()
         sent = text_codeword_on_request(found.id, user_id, actor=g.actor, requested_by=requested_by)
-    except ServiceError as refused:
-        refusal = words.text_refusal(refused, found, user, current_app.config)
-        return render_practice(found, refusal=refusal, error=refused)
+    except (ServiceError, LimitExceeded) as refused:
+        error = words.as_service_error(refused)
+        refusal = words.text_refusal(error, found, user, current_app.config)
+        return render_practice(found, refusal=refusal, error=error)
     who = user.name if user else "the admin"
     sessions.keep_notice(
         g.console_session,

@@ -10,37 +10,18 @@ from __future__ import annotations
 
 import logging
 
-from flask import (
-    current_app,
-    g,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
-from limits import parse_many
+from flask import g, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from console import bp, sessions, words
+from core import rate_limits
 from core.auth import find_token
-from core.errors import RateLimited
-from core.extensions import limiter
-from core.observability import RATE_LIMITED
-from store.ratelimit import Rule
+from store.errors import LimitExceeded
 
 log = logging.getLogger(__name__)
 
 # Longer than any token we issue; anything longer is not compared at all.
 TOKEN_MAX_LENGTH = 512
-
-
-def failed_sign_in_rules(client: str) -> list[Rule]:
-    """Failed sign-ins allowed per client address (``CONSOLE_SIGN_IN_FAILURES_PER_CLIENT``)."""
-    return [
-        Rule(limit, "console-sign-in:client", client)
-        for limit in parse_many(current_app.config["CONSOLE_SIGN_IN_FAILURES_PER_CLIENT"])
-    ]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -63,12 +44,12 @@ def sign_in() -> Response:
         return _form(
             target, error="The sign-in form had expired. Please sign in again.", status=403
         )
-    rules = failed_sign_in_rules(request.remote_addr or "unknown")
+    # Every attempt takes a failure's slot before any token is compared, so that
+    # attempts arriving together cannot pass the limit; a good one gives it back.
     try:
-        limiter().check(*rules, message="too many failed sign-ins")
-    except RateLimited as refused:
-        RATE_LIMITED.labels("console_sign_in").inc()
-        wait = words.wait_in_words(refused.retry_after or 1)
+        reservation = rate_limits.reserve_console_sign_in(request.remote_addr or "unknown")
+    except LimitExceeded as refused:
+        wait = words.wait_in_words(refused.retry_after)
         response = _form(
             target,
             error=f"Too many failed sign-ins from this computer. Try again in {wait}.",
@@ -80,9 +61,9 @@ def sign_in() -> Response:
     presented = (request.form.get("token") or "").strip()
     found = find_token(presented) if 0 < len(presented) <= TOKEN_MAX_LENGTH else None
     if found is None or found[0] != "support":
-        limiter().hit(*rules)
         log.warning("console sign-in refused: not a support token")
         return _form(target, error="That is not a valid support token.", status=403)
+    rate_limits.give_back(reservation)
 
     if current is not None:
         sessions.end(current)

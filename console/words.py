@@ -21,6 +21,7 @@ from core.errors import (
 from core.telephony import CarrierTimedOut
 from ivr import challenge, session
 from store.directory import EventRecord, PracticeRecord, UserRecord
+from store.errors import LimitExceeded
 
 # -- waits and limits ------------------------------------------------------------------
 
@@ -59,6 +60,11 @@ def possessive(name: str) -> str:
 # -- refusals --------------------------------------------------------------------------
 
 
+def as_service_error(error: ServiceError | LimitExceeded) -> ServiceError:
+    """A refusal from a flow as the API would answer it (a limit reached is a 429)."""
+    return RateLimited.from_exceeded(error) if isinstance(error, LimitExceeded) else error
+
+
 def call_refusal(error: ServiceError, practice: PracticeRecord, config: dict[str, str]) -> str:
     """Why a verification call was not placed, as a sentence."""
     name = practice.name
@@ -75,13 +81,15 @@ def call_refusal(error: ServiceError, practice: PracticeRecord, config: dict[str
             "it ends before placing another."
         )
     if isinstance(error, RateLimited):
-        per_practice = limits_in_words(config["VERIFICATION_CALLS_PER_PRACTICE"])
-        per_token = limits_in_words(config["VERIFICATION_CALLS_PER_SUPPORT_TOKEN"])
-        return (
-            f"No more verification calls may be placed right now: each practice may have "
-            f"{per_practice}, and each support token may place {per_token}. "
-            f"Try again in {wait_in_words(error.retry_after or 1)}."
-        )
+        wait = f"Try again in {wait_in_words(error.retry_after or 1)}."
+        limit = str(error.details.get("limit", ""))
+        if limit == "verification_calls_per_practice":
+            allowed = limits_in_words(config["VERIFICATION_CALLS_PER_PRACTICE"])
+            return f"{name} has had all the verification calls it may have ({allowed}). {wait}"
+        if limit == "verification_calls_per_support_token":
+            allowed = limits_in_words(config["VERIFICATION_CALLS_PER_SUPPORT_TOKEN"])
+            return f"Your support token has placed all the calls it may place ({allowed}). {wait}"
+        return f"No more verification calls may be placed right now. {wait}"
     if isinstance(error, InvalidInput):
         return "Say who asked for the codeword in “Requested by”, e.g. “Dana Admin, owner”."
     if isinstance(error, CarrierUnavailable):
@@ -117,13 +125,18 @@ def text_refusal(
     if error.code == "no_codeword":
         return f"{practice.name} has no codeword yet, so there is nothing to text."
     if isinstance(error, RateLimited):
-        per_number = limits_in_words(config["SMS_CODEWORD_TEXTS_PER_NUMBER"])
-        per_practice = limits_in_words(config["SMS_CODEWORD_TEXTS_PER_PRACTICE"])
-        return (
-            f"No more codeword texts may be sent right now: each number may get {per_number}, "
-            f"and each practice {per_practice}. "
-            f"Try again in {wait_in_words(error.retry_after or 1)}."
-        )
+        wait = f"Try again in {wait_in_words(error.retry_after or 1)}."
+        limit = str(error.details.get("limit", ""))
+        if limit == "sms_codeword_texts_per_number":
+            allowed = limits_in_words(config["SMS_CODEWORD_TEXTS_PER_NUMBER"])
+            return (
+                f"{possessive(who)} cell has been texted the codeword as often as it may be "
+                f"({allowed}). {wait}"
+            )
+        if limit == "sms_codeword_texts_per_practice":
+            allowed = limits_in_words(config["SMS_CODEWORD_TEXTS_PER_PRACTICE"])
+            return f"{practice.name} has had all the codeword texts it may have ({allowed}). {wait}"
+        return f"No more codeword texts may be sent right now. {wait}"
     if isinstance(error, InvalidInput):
         return "Say who asked for the codeword in “Requested by”, e.g. “Dana Admin, owner”."
     if isinstance(error, CarrierTimedOut):

@@ -195,8 +195,24 @@ def test_the_call_limit_is_refused_with_its_wait(make_app: Callable[..., Flask])
     assert refused.status_code == 429
     assert refused.headers["Retry-After"]
     assert (
-        "No more verification calls may be placed right now: each practice may have "
-        "1 an hour, and each support token may place 30 an hour. Try again in 1 hour."
+        "Bright Smiles Dental has had all the verification calls it may have (1 an hour). "
+        "Try again in 1 hour."
+    ) in text_of(refused)
+
+
+def test_the_support_token_limit_is_refused_in_its_own_words(
+    make_app: Callable[..., Flask],
+) -> None:
+    app = make_app(VERIFICATION_CALLS_PER_SUPPORT_TOKEN="1/hour")
+    agent = app.test_client()
+    setup_practice(agent)
+    setup_practice(agent, "p-2", name="Oak Dental")
+    sign_in(agent)
+    assert place_call(agent).status_code == 201
+    refused = place_call(agent, "p-2")
+    assert refused.status_code == 429
+    assert (
+        "Your support token has placed all the calls it may place (1 an hour). Try again in 1 hour."
     ) in text_of(refused)
 
 
@@ -270,6 +286,7 @@ def test_the_text_limit_is_refused_with_its_wait(make_app: Callable[..., Flask])
     refused = text_codeword(agent)
     assert refused.status_code == 429
     assert (
-        "No more codeword texts may be sent right now: each number may get 1 an hour, "
-        "and each practice 5 a day. Try again in 1 hour."
+        "Dana Admin’s cell has been texted the codeword as often as it may be (1 an hour). "
+        "Try again in 1 hour."
     ) in text_of(refused)
+    assert refused.headers["Retry-After"]

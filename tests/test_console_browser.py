@@ -355,8 +355,8 @@ def test_texting_the_codeword_to_an_admin_and_the_limit_in_words(
     browser.by_label("Requested by").send_keys("Dana Admin")
     browser.click(browser.button("Text the codeword"))
     assert (
-        "No more codeword texts may be sent right now: each number may get 3 an hour, "
-        "and each practice 5 a day. Try again in 1 hour."
+        "Dana Admin’s cell has been texted the codeword as often as it may be (3 an hour). "
+        "Try again in 1 hour."
     ) in browser.text()
     assert len([r for r in twilio_recorder[1] if r.path.endswith("/Messages.json")]) == 3
     _assert_codeword_never_reached_the_browser(browser)

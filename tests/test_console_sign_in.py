@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from urllib.parse import quote
 
@@ -102,6 +104,25 @@ def test_failed_sign_ins_are_limited_per_client_address(
     elsewhere = app.test_client()
     elsewhere.environ_base["REMOTE_ADDR"] = "192.0.2.7"
     assert sign_in(elsewhere, SUPPORT_TOKEN).status_code == 303
+
+
+def test_failed_sign_ins_arriving_together_stay_within_the_limit(
+    make_app: Callable[..., Flask],
+) -> None:
+    """Each attempt takes its slot before any token is compared: 3 allowed means 3 compared."""
+    app = make_app(CONSOLE_SIGN_IN_FAILURES_PER_CLIENT="3/hour")
+    browsers = [app.test_client() for _ in range(10)]
+    forms = [fields(get(browser, "/console/login?checked=1")) for browser in browsers]
+    start = threading.Barrier(len(browsers))
+
+    def attempt(index: int) -> int:
+        start.wait()
+        answer = post(browsers[index], "/console/login", {**forms[index], "token": "wrong"})
+        return answer.status_code
+
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        statuses = sorted(pool.map(attempt, range(len(browsers))))
+    assert statuses == [403] * 3 + [429] * 7
 
 
 def test_good_sign_ins_do_not_count_against_the_limit(make_app: Callable[..., Flask]) -> None:

@@ -4,15 +4,19 @@ and the directory search behind "Find"."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from flask import Flask
 from sqlalchemy import text
 
 from console import words
 from core.extensions import directory
 from ivr.session import CallSession
-from store.directory import EventRecord
+from store import schema
+from store.crypto import CodewordCipher
+from store.directory import Directory, EventRecord
 
 AT = datetime(2025, 3, 4, 10, 42, tzinfo=UTC)
 
@@ -188,13 +192,20 @@ def test_search_uses_the_indexes(practices: Flask) -> None:
     assert "ix_practices_name_lower" in " ".join(str(row) for row in by_name)
 
 
-def test_indexes_are_added_to_a_directory_made_before_them(practices: Flask) -> None:
-    with practices.app_context():
-        engine = directory().engine
-        with engine.begin() as conn:
-            conn.execute(text("DROP INDEX ix_practices_office_number"))
-        directory().create_all()
-        directory().create_all()  # and a second time changes nothing
-        with engine.connect() as conn:
-            names = {row[0] for row in conn.execute(text("SELECT name FROM sqlite_master"))}
+def test_a_directory_from_before_the_console_gains_its_indexes_by_migration(
+    tmp_path: Path,
+) -> None:
+    directory = Directory(
+        f"sqlite:///{tmp_path / 'd.sqlite3'}", CodewordCipher([Fernet.generate_key().decode()])
+    )
+    schema.upgrade(directory.engine, "0002")
+    directory.put_practice("p-1", name="Bright Smiles", office_number="+12025550100")
+    directory.migrate()
+    with directory.engine.connect() as conn:
+        names = {row[0] for row in conn.execute(text("SELECT name FROM sqlite_master"))}
     assert {"ix_practices_office_number", "ix_practices_name_lower"} <= names
+    assert [p.id for p in directory.search_practices("smiles", "+12025550100")] == ["p-1"]
+    schema.downgrade(directory.engine, "0002")
+    with directory.engine.connect() as conn:
+        names = {row[0] for row in conn.execute(text("SELECT name FROM sqlite_master"))}
+    assert not {"ix_practices_office_number", "ix_practices_name_lower"} & names

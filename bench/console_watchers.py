@@ -33,23 +33,15 @@ from urllib.parse import urlsplit
 
 import requests
 
-from bench.run import (
-    CODE_LIFETIME,
-    PUBLIC_BASE_URL,
-    Result,
-    Setup,
-    SignedRequest,
-    answer_step,
-    gunicorn_settings,
-    machine_description,
-    median_result,
-    office_number,
-    redis_pids,
-    run_wrk,
-    send_all,
-    write_wrk_script,
-)
-from tests import servers
+from bench.cpu import redis_pids
+from bench.redis_commands import send_all
+from bench.report import machine_description
+from bench.scenarios import answer_step, office_number
+from bench.setup import PUBLIC_BASE_URL, Setup, SignedRequest, gunicorn_settings
+from bench.wrk import Result, median_result, run_wrk, write_wrk_script
+from devservers.gunicorn_server import gunicorn_server
+from devservers.redis_server import RedisProcess
+from store.onetime import CODE_LIFETIME
 
 CODEWORD = "maple-otter-47"
 # How often the call page polls (console/calls.py POLL_SECONDS).
@@ -91,7 +83,9 @@ def sign_in_and_call(base_url: str, token: str, practice_id: str) -> Agent:
         allow_redirects=False,
         timeout=5,
     )
-    cookie = signed_in.cookies["cw_console"]
+    cookie = signed_in.cookies.get("cw_console")
+    if not cookie:
+        raise RuntimeError(f"the console did not sign {token[:8]}... in: {signed_in.status_code}")
     headers = {"Cookie": f"cw_console={cookie}"}
     page = requests.get(f"{base_url}/console/practices/{practice_id}", headers=headers, timeout=5)
     called = requests.post(
@@ -205,7 +199,7 @@ def cpu_per_request(
 def run(*, seconds: int, rounds: int, agents_count: int, connections: int) -> None:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-console-")))
-        redis_proc = stack.enter_context(servers.RedisProcess())
+        redis_proc = stack.enter_context(RedisProcess())
         setup = Setup(redis_proc.url, workdir)
         tokens = {
             f"agent-{i}": f"bench-agent-token-{i:04d}-0000000000" for i in range(agents_count)
@@ -221,7 +215,7 @@ def run(*, seconds: int, rounds: int, agents_count: int, connections: int) -> No
                     office_number_verified=True,
                     codeword=CODEWORD,
                 )
-        service = stack.enter_context(servers.gunicorn_server(setup.env))
+        service = stack.enter_context(gunicorn_server(setup.env))
         prepared = answer_step(setup, ANSWER_SESSIONS)
         send_all(service, prepared.requests[:20])
         script = write_wrk_script(prepared.requests[20:], workdir, "answer")

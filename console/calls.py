@@ -19,9 +19,10 @@ from console.practices import (
     requested_by_from_form,
 )
 from core.errors import ServiceError
-from ivr import clock, outbound, session
+from ivr import outbound, session
+from store import clock
 from store.errors import LimitExceeded
-from store.phone import mask
+from store.numbers import mask
 
 # Seconds between the page's polls of a call's status.
 POLL_SECONDS = 1

@@ -22,11 +22,13 @@ from werkzeug.wrappers import Response
 from console import bp, sessions, words
 from core.errors import InvalidInput, NotFound, ServiceError
 from core.extensions import directory
-from ivr import clock, outbound, session
+from ivr import outbound
+from ivr.session import Purpose
 from sms.codeword_texts import may_receive_codeword, text_codeword_on_request
+from store import clock
 from store.directory import EventRecord, PracticeRecord, UserRecord
 from store.errors import LimitExceeded
-from store.phone import InvalidNumber, mask, normalise
+from store.numbers import InvalidNumber, mask, normalise
 
 # Practices listed for one search; more means the search should be narrower.
 SEARCH_LIMIT = 20
@@ -158,7 +160,7 @@ def render_practice(
         people=people,
         live=live,
         live_status=live.status_at(clock.now()) if live else None,
-        live_is_codeword_call=bool(live and live.purpose == session.CODEWORD),
+        live_is_codeword_call=bool(live and live.purpose is Purpose.CODEWORD),
         trail=_trail_by_day(events[:TRAIL_PAGE]),
         older=events[TRAIL_PAGE - 1].id if len(events) > TRAIL_PAGE else None,
         paged=before is not None,

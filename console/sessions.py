@@ -20,8 +20,7 @@ from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from werkzeug.wrappers import Response
 
 from core.extensions import redis_client
-from ivr import clock
-from store import keys
+from store import clock, keys
 
 COOKIE = "cw_console"
 COOKIE_PATH = "/console"

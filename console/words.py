@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse_many
 
+from core.carrier import CarrierTimedOut
 from core.errors import (
     CarrierUnavailable,
     DependencyUnavailable,
@@ -18,8 +19,8 @@ from core.errors import (
     RateLimited,
     ServiceError,
 )
-from core.telephony import CarrierTimedOut
-from ivr import challenge, session
+from ivr import session
+from store import onetime
 from store.directory import EventRecord, PracticeRecord, UserRecord
 from store.errors import LimitExceeded
 
@@ -249,7 +250,7 @@ class CallProgress:
 def call_progress(call: session.CallSession, now: float, to_masked: str) -> CallProgress:
     """The call's status and what it means, e.g. "A wrong code was keyed in: 2 tries left"."""
     status = call.status_at(now)
-    tries_left = max(0, challenge.MAX_WRONG_CODES - call.wrong_codes)
+    tries_left = max(0, onetime.MAX_WRONG_CODES - call.wrong_codes)
     final = status not in session.IN_PROGRESS
     if final:
         sentence = _ENDINGS.get(status, f"The call ended: {status}.")

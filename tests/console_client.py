@@ -9,7 +9,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT_TOKEN, put_practice, put_user
+from tests.helpers import PUBLIC_BASE_URL, SUPPORT_TOKEN, put_practice, put_user
 from tests.voice import CODEWORD
 
 OFFICE = "+12025550100"

@@ -268,7 +268,7 @@ def test_a_text_refused_says_why(
         with app.app_context():
             directory().opt_out(ADMIN_CELL)
     elif isinstance(setup, dict):
-        from tests.conftest import put_user
+        from tests.helpers import put_user
 
         put_user(agent, "p-1", "u-admin", name="Dana Admin", cell_number=ADMIN_CELL, **setup)
     refused = text_codeword(agent, user)

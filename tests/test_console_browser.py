@@ -17,19 +17,20 @@ import requests
 from flask import Flask
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from devservers.processes import REPO
 from phone.call import GatherPrompt, Heard
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
-from tests import servers
-from tests.conftest import (
+from tests.console_browser import CHROMEDRIVER, CHROMIUM, Browser, serve, start_chromium
+from tests.console_client import ADMIN_CELL, setup_practice
+from tests.helpers import (
     ADMIN_TOKEN,
     PUBLIC_BASE_URL,
     SUPPORT_TOKEN,
     TWILIO_AUTH_TOKEN,
     put_practice,
 )
-from tests.console_browser import CHROMEDRIVER, CHROMIUM, Browser, serve, start_chromium
-from tests.console_client import ADMIN_CELL, setup_practice
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import CODEWORD
 
 pytestmark = pytest.mark.skipif(
@@ -258,7 +259,7 @@ def _screenshot(browser: Browser, tmp_path: Path) -> None:
     assert shot.read_bytes().startswith(b"\x89PNG")
     keep = os.environ.get(SCREENSHOT_ENV)
     if keep:
-        Path(servers.REPO, keep).write_bytes(shot.read_bytes())
+        Path(REPO, keep).write_bytes(shot.read_bytes())
 
 
 def test_three_wrong_codes_lock_the_call_on_the_page(signed_in: Browser, app: Flask) -> None:
@@ -329,14 +330,14 @@ def test_the_csp_holds_in_the_browser_and_every_response_carries_it(signed_in: B
 def twilio_browser(
     chromium: WebDriver,
     recorded_app: Flask,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[Browser]:
     """Chromium on the console of an app on the real Twilio client, through Prism."""
     yield from _browser(chromium, recorded_app)
 
 
 def test_texting_the_codeword_to_an_admin_and_the_limit_in_words(
-    twilio_browser: Browser, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    twilio_browser: Browser, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     browser = twilio_browser
     browser.sign_in(SUPPORT_TOKEN)

@@ -7,7 +7,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.extensions import directory
-from tests.conftest import post_signed, put_practice
 from tests.console_client import (
     ADMIN_CELL,
     OFFICE,
@@ -21,6 +20,7 @@ from tests.console_client import (
     sign_in,
     text_of,
 )
+from tests.helpers import post_signed, put_practice
 
 
 @pytest.fixture

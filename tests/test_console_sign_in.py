@@ -14,8 +14,8 @@ from flask.testing import FlaskClient
 
 from console import sessions
 from store import keys
-from tests.conftest import ADMIN_TOKEN, SUPPORT_TOKEN
 from tests.console_client import csrf_of, fields, get, post, setup_practice, sign_in, text_of
+from tests.helpers import ADMIN_TOKEN, SUPPORT_TOKEN
 
 
 def _set_cookie(response: object, name: str) -> SimpleCookie:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests import servers
+from devservers.processes import REPO
 
 
 @pytest.mark.skipif(
@@ -22,7 +22,7 @@ def test_a_tiny_run_reports_every_condition_with_the_agents_polls() -> None:
     command = [sys.executable, "-m", "bench.console_watchers", "--seconds", "1", "--rounds", "1"]
     command += ["--agents", "2", "--connections", "2"]
     result = subprocess.run(
-        command, cwd=servers.REPO, capture_output=True, text=True, timeout=240, check=False
+        command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr[-3000:]
     out = result.stdout

@@ -1,13 +1,37 @@
 """gunicorn settings, from the environment as on any platform that sets PORT."""
 
+import atexit
 import os
 import shutil
 import tempfile
+
+# In development a .env file may hold settings (.env.example lists them); the environment
+# wins over it. Production takes its settings from the platform alone. FLASK_SKIP_DOTENV
+# is the switch Flask's own CLI honours.
+if os.environ.get("APP_ENV") != "production" and not os.environ.get("FLASK_SKIP_DOTENV"):
+    from dotenv import find_dotenv, load_dotenv
+
+    load_dotenv(find_dotenv(usecwd=True), override=False)
 
 # Metrics from every worker are summed through files in this folder; it must be
 # set before anything imports prometheus_client, and emptied at each start.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="codeword-metrics-")
+    # Made here, so removed at exit; a folder the platform names is the platform's. Kept
+    # in the environment, not a variable: a reload (HUP) reads this file again.
+    os.environ["CODEWORD_OWN_METRICS_DIR"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+_MASTER_PID = os.getpid()
+
+
+def _remove_own_metrics_dir() -> None:
+    """Remove the metrics folder this file made, from the master only (workers fork it)."""
+    own = os.environ.get("CODEWORD_OWN_METRICS_DIR")
+    if own and os.getpid() == _MASTER_PID:
+        shutil.rmtree(own, ignore_errors=True)
+
+
+# Also when gunicorn stops before its hooks run (a port already in use, say).
+atexit.register(_remove_own_metrics_dir)
 
 # Platforms route to the port they set; 0.0.0.0 is what they expect.
 bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8000')}"  # noqa: S104
@@ -47,3 +71,8 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    """Leave no metrics folder behind in the temporary folder."""
+    _remove_own_metrics_dir()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +26,11 @@ PUBLIC_BASE_URL = "https://codeword.example.com"
 TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-for-tests-0000000001"
 SUPPORT_TOKEN = "support-token-for-tests-00000001"
+# A developer's .env (development settings, perhaps a real Twilio account) must not reach
+# the apps, gunicorns and flask commands the tests start: Flask's own switch, which
+# gunicorn.conf.py honours too.
+os.environ["FLASK_SKIP_DOTENV"] = "1"
+
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
 
@@ -86,6 +92,8 @@ def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
         "TWILIO_FROM_NUMBER": "+15005550006",
         "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
         "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+        # Tests read the log lines as production writes them.
+        "LOG_FORMAT": "json",
     }
 
 

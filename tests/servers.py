@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -524,19 +524,56 @@ def gunicorn(
     config: str | Path | None = REPO / "gunicorn.conf.py",
 ) -> Iterator[Gunicorn]:
     """Like gunicorn_server, but yield the log too (stdout and stderr of every process)."""
-    port = free_port()
-    url = f"http://{HOST}:{port}"
-    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}"]
-    if config is not None:
-        cmd += ["-c", str(config)]
-    cmd.append(app)
-    full_env = {**os.environ, **env, "HOST": HOST, "PORT": str(port)}
+    url, cmd, full_env = _gunicorn_command(env, app, config)
 
     def ready() -> bool:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
 
     with _process(cmd, f"gunicorn {app}", ready, timeout, full_env, Path(cwd)) as log:
         yield Gunicorn(url, log)
+
+
+def _gunicorn_command(
+    env: Mapping[str, str], app: str, config: str | Path | None
+) -> tuple[str, list[str], dict[str, str]]:
+    """The URL, command line and environment of a gunicorn on a free loopback port."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", "--bind", f"{HOST}:{port}"]
+    if config is not None:
+        cmd += ["-c", str(config)]
+    cmd.append(app)
+    return f"http://{HOST}:{port}", cmd, {**os.environ, **env, "HOST": HOST, "PORT": str(port)}
+
+
+def gunicorn_output(
+    env: Mapping[str, str],
+    while_running: Callable[[str], None] = lambda url: None,
+    timeout: float = 20,
+) -> str:
+    """Start gunicorn with the repo's config, call ``while_running(url)``, stop it with
+    SIGTERM as a platform does, and return everything its processes printed."""
+    url, cmd, full_env = _gunicorn_command(env, "wsgi:app", REPO / "gunicorn.conf.py")
+
+    def ready() -> bool:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO,
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_until(ready, timeout, "gunicorn wsgi:app", proc)
+            while_running(url)
+        finally:
+            _stop_group(proc)
+        output.seek(0)
+        return output.read().decode("utf-8", "replace")
 
 
 # --- PostgreSQL -----------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""gunicorn with the repo's config, from start to stop: clean lines, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests import servers
+from tests.gunicorn_flows import production_env
+
+
+def development_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+    """What scripts/run gives gunicorn, in a folder of the test's own."""
+    return {
+        "APP_ENV": "development",
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "REDIS_URL": redis_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "LOG_FORMAT": "",
+    }
+
+
+@pytest.mark.parametrize("app_env", ["development", "production"])
+def test_gunicorns_own_lines_print_as_lines_not_logging_errors(
+    app_env: str, tmp_path: Path, redis_url: str
+) -> None:
+    """Start, serve, stop: gunicorn's own lines (Listening, Booting worker, Handling
+    signal) print as they should, and nothing prints a traceback."""
+    if app_env == "production":
+        env = production_env(
+            redis_url,
+            f"sqlite:///{tmp_path / 'd.sqlite3'}",
+            twilio_url="",
+            PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+        )
+    else:
+        env = development_env(tmp_path, redis_url)
+
+    def serve(url: str) -> None:
+        assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
+
+    output = servers.gunicorn_output(env, serve)
+    for expected in ("Listening at", "Booting worker", "Handling signal: term", "Shutting down"):
+        assert expected in output, output[-3000:]
+    assert "Logging error" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+
+
+def test_development_logs_a_short_text_line_per_request(tmp_path: Path, redis_url: str) -> None:
+    def serve(url: str) -> None:
+        requests.get(f"{url}/healthz", timeout=5)
+        requests.get(f"{url}/no-such-page?token=secret-query", timeout=5)
+
+    output = servers.gunicorn_output(development_env(tmp_path, redis_url), serve)
+    assert re.search(r"^\d\d:\d\d:\d\d GET /healthz -> 200 in \d+ ms$", output, re.M), output
+    assert re.search(r"^\d\d:\d\d:\d\d GET /no-such-page -> 404 in \d+ ms$", output, re.M), output
+    assert "secret-query" not in output
+    assert '{"ts"' not in output
+
+
+def own_metrics_folders(tmp: Path) -> list[Path]:
+    return sorted(tmp.glob("codeword-metrics-*"))
+
+
+def test_the_metrics_folder_gunicorn_makes_is_removed_when_it_stops(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """With no PROMETHEUS_MULTIPROC_DIR set, gunicorn makes one in the temporary folder,
+    and removes it when it stops."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {
+        **development_env(tmp_path, redis_url),
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "TMPDIR": str(tmp),
+    }
+    seen: list[list[Path]] = []
+
+    def serve(url: str) -> None:
+        requests.get(f"{url}/healthz", timeout=5)
+        seen.append(own_metrics_folders(tmp))
+
+    servers.gunicorn_output(env, serve)
+    assert len(seen[0]) == 1, "gunicorn made a metrics folder while it ran"
+    assert own_metrics_folders(tmp) == []
+
+
+def test_a_gunicorn_that_cannot_bind_leaves_no_metrics_folder(
+    tmp_path: Path, redis_url: str
+) -> None:
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {
+        **development_env(tmp_path, redis_url),
+        "PROMETHEUS_MULTIPROC_DIR": "",
+        "TMPDIR": str(tmp),
+    }
+    with socket.socket() as taken:
+        taken.bind((servers.HOST, 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=servers.REPO,
+            env={**os.environ, **env, "HOST": servers.HOST, "PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode != 0
+    assert "Connection in use" in result.stderr
+    assert own_metrics_folders(tmp) == []

@@ -100,7 +100,7 @@ def take_code(ref: tokens.CallRef, call: CallerCheck, digits: str) -> VoiceRespo
         log.info("verification call %s locked after wrong codes", ref.session_id)
         LOCKOUTS.inc()
         record_outcome(result.audit, "locked")
-        return prompts.locked(language)
+        return prompts.locked(language, support=current_app.config["SUPPORT_CONTACT"])
     if result.audit.get("purpose") == session.OFFICE:
         verify_office_number(ref, result.audit)
         return prompts.office_verified(language, practice=result.audit.get("practice_name", ""))

@@ -7,6 +7,7 @@ import redis
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from core.demo import DEMO_PRACTICE, demo
 from core.extensions import directory, redis_client
 from ivr.session import reseal_codes
 
@@ -14,6 +15,7 @@ from ivr.session import reseal_codes
 def register(app: Flask) -> None:
     from phone.cli import phone
 
+    app.cli.add_command(demo)
     app.cli.add_command(init_db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
@@ -41,9 +43,6 @@ def rotate_codeword_keys() -> None:
             "Redis is unavailable: run this again to re-encrypt the sealed challenge codes"
         ) from None
     click.echo(f"re-encrypted {sealed} sealed challenge code(s) in Redis")
-
-
-DEMO_PRACTICE = "demo-practice"
 
 
 @click.command("seed-demo")

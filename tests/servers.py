@@ -551,7 +551,7 @@ def gunicorn_output(
     timeout: float = 20,
 ) -> str:
     """Start gunicorn with the repo's config, call ``while_running(url)``, stop it with
-    SIGTERM as a platform does, and return everything its processes printed."""
+    SIGTERM to its master as a platform does, and return everything its processes printed."""
     url, cmd, full_env = _gunicorn_command(env, "wsgi:app", REPO / "gunicorn.conf.py")
 
     def ready() -> bool:
@@ -570,6 +570,11 @@ def gunicorn_output(
         try:
             _wait_until(ready, timeout, "gunicorn wsgi:app", proc)
             while_running(url)
+            # The master alone, as a platform signals it; it stops its workers itself,
+            # within graceful_timeout (10 s).
+            proc.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(30)
         finally:
             _stop_group(proc)
         output.seek(0)

@@ -88,9 +88,9 @@ def test_the_metrics_folder_gunicorn_makes_is_removed_when_it_stops(
         requests.get(f"{url}/healthz", timeout=5)
         seen.append(own_metrics_folders(tmp))
 
-    servers.gunicorn_output(env, serve)
+    output = servers.gunicorn_output(env, serve)
     assert len(seen[0]) == 1, "gunicorn made a metrics folder while it ran"
-    assert own_metrics_folders(tmp) == []
+    assert own_metrics_folders(tmp) == [], output
 
 
 def test_a_gunicorn_that_cannot_bind_leaves_no_metrics_folder(

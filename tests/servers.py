@@ -549,10 +549,15 @@ def gunicorn_output(
     env: Mapping[str, str],
     while_running: Callable[[str], None] = lambda url: None,
     timeout: float = 20,
+    cwd: Path = REPO,
 ) -> str:
     """Start gunicorn with the repo's config, call ``while_running(url)``, stop it with
-    SIGTERM to its master as a platform does, and return everything its processes printed."""
+    SIGTERM to its master as a platform does, and return everything its processes printed.
+
+    Started in ``cwd``; the app is loaded from the repo wherever that is.
+    """
     url, cmd, full_env = _gunicorn_command(env, "wsgi:app", REPO / "gunicorn.conf.py")
+    cmd[-1:-1] = ["--chdir", str(REPO)]
 
     def ready() -> bool:
         return requests.get(f"{url}/healthz", timeout=2).status_code == 200
@@ -560,7 +565,7 @@ def gunicorn_output(
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(
             cmd,
-            cwd=REPO,
+            cwd=cwd,
             env=full_env,
             stdin=subprocess.DEVNULL,
             stdout=output,

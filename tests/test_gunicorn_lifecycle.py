@@ -118,3 +118,40 @@ def test_a_gunicorn_that_cannot_bind_leaves_no_metrics_folder(
     assert result.returncode != 0
     assert "Connection in use" in result.stderr
     assert own_metrics_folders(tmp) == []
+
+
+def request_lines_as_logged(tmp_path: Path, env: dict[str, str], dotenv: str) -> str:
+    """Start gunicorn in a folder holding ``dotenv`` as its .env; ``json`` or ``text``."""
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    (workdir / ".env").write_text(dotenv)
+
+    def serve(url: str) -> None:
+        requests.get(f"{url}/healthz", timeout=5)
+
+    output = servers.gunicorn_output({**env, "FLASK_SKIP_DOTENV": ""}, serve, cwd=workdir)
+    if '"msg": "request"' in output:
+        return "json"
+    assert re.search(r"GET /healthz -> 200 in \d+ ms", output), output
+    return "text"
+
+
+def test_gunicorn_reads_a_dotenv_file_in_development(tmp_path: Path, redis_url: str) -> None:
+    env = development_env(tmp_path, redis_url)
+    del env["LOG_FORMAT"]
+    assert request_lines_as_logged(tmp_path, env, "LOG_FORMAT=json\n") == "json"
+
+
+def test_the_environment_wins_over_the_dotenv_file(tmp_path: Path, redis_url: str) -> None:
+    env = {**development_env(tmp_path, redis_url), "LOG_FORMAT": "text"}
+    assert request_lines_as_logged(tmp_path, env, "LOG_FORMAT=json\n") == "text"
+
+
+def test_production_reads_no_dotenv_file(tmp_path: Path, redis_url: str) -> None:
+    env = production_env(
+        redis_url,
+        f"sqlite:///{tmp_path / 'd.sqlite3'}",
+        twilio_url="",
+        PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
+    )
+    assert request_lines_as_logged(tmp_path, env, "LOG_FORMAT=text\n") == "json"

@@ -3,6 +3,7 @@
 import atexit
 import os
 import shutil
+import signal
 import tempfile
 
 # In development a .env file may hold settings (.env.example lists them); the environment
@@ -64,6 +65,18 @@ def on_starting(server):
 
     app = create_app()
     app.extensions["directory"].migrate()
+
+
+def post_worker_init(worker):
+    """Leave Ctrl-C to the master, which stops the workers itself (SIGQUIT).
+
+    A terminal's Ctrl-C reaches the master and every worker at once. A gthread worker
+    then takes SIGINT and the master's SIGQUIT within moments, and its quit handler,
+    entered a second time while the first holds its thread pool's lock, waits on that
+    lock forever, until the master kills it after graceful_timeout ("Worker was sent
+    SIGKILL! Perhaps out of memory?").
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def child_exit(server, worker):

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +159,61 @@ def test_production_reads_no_dotenv_file(tmp_path: Path, redis_url: str) -> None
         PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "metrics"),
     )
     assert request_lines_as_logged(tmp_path, env, "LOG_FORMAT=text\n") == "json"
+
+
+def ignores_sigint(pid: int) -> bool:
+    """Whether the process ignores SIGINT, from /proc/PID/status."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    ignored = int(re.search(r"^SigIgn:\s*([0-9a-f]+)$", status, re.M).group(1), 16)  # type: ignore[union-attr]
+    return bool(ignored & (1 << (signal.SIGINT - 1)))
+
+
+def children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            with contextlib.suppress(OSError):
+                if int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(proc.name))
+    return found
+
+
+def test_ctrl_c_stops_gunicorn_at_once_and_kills_no_worker(tmp_path: Path, redis_url: str) -> None:
+    """Ctrl-C signals the master and its workers together (the terminal's process group).
+    The workers leave it to the master, whose SIGQUIT stops them: a worker that took both
+    used to hang until the master killed it ten seconds later."""
+    env = {**development_env(tmp_path, redis_url), "WEB_CONCURRENCY": "2"}
+    url, cmd, full_env = servers._gunicorn_command(
+        env, "wsgi:app", servers.REPO / "gunicorn.conf.py"
+    )
+    with tempfile.TemporaryFile() as output:
+        proc = subprocess.Popen(
+            cmd, cwd=servers.REPO, env=full_env, stdin=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            servers._wait_until(
+                lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200,
+                20, "gunicorn", proc,
+            )  # fmt: skip
+            # Both workers booted, and ready (the hook runs once the app is loaded).
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                workers = children(proc.pid)
+                if len(workers) == 2 and all(ignores_sigint(worker) for worker in workers):
+                    break
+                time.sleep(0.1)
+            assert len(workers) == 2
+            assert all(ignores_sigint(worker) for worker in workers)
+            assert not ignores_sigint(proc.pid), "the master stops on Ctrl-C"
+            os.killpg(proc.pid, signal.SIGINT)
+            started = time.monotonic()
+            proc.wait(30)
+            took = time.monotonic() - started
+        finally:
+            servers._stop_group(proc)
+        output.seek(0)
+        printed = output.read().decode("utf-8", "replace")
+    assert "Shutting down: Master" in printed, printed
+    assert "SIGKILL" not in printed, printed
+    assert took < 5, printed

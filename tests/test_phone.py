@@ -699,7 +699,7 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
 def test_a_number_the_phone_cannot_read_is_refused_naming_the_option_and_the_format(
     phone_app: Flask,
 ) -> None:
-    result = phone_app.test_cli_runner().invoke(args=["phone", "text", "--from", "12345", "HI"])
+    result = flask_cli(phone_app, "phone", "text", "--from", "12345", "HI")
     assert result.exit_code == 2
     assert "Invalid value for '--from': '12345' is not a valid phone number." in result.output
     assert "e.g. +12025550111" in result.output

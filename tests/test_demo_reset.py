@@ -10,8 +10,8 @@ from flask.testing import FlaskClient
 
 from core.demo import DEMO_PRACTICE
 from store import keys
-from tests.conftest import post_signed
 from tests.faults import inbound_text
+from tests.helpers import post_signed
 from tests.voice import last_placed_call, request_call, setup_practice, spellings
 
 DEMO_CELL = "+12025550111"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.conftest import ADMIN, SUPPORT
+from tests.helpers import ADMIN, SUPPORT
 
 
 def test_a_missing_or_wrong_token_is_told_the_bearer_scheme(client: FlaskClient) -> None:

@@ -22,9 +22,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devservers.gunicorn_server import gunicorn
+from devservers.redis_server import RedisProcess
 from store.redis_client import connect
-from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
 from tests.faults import a_wrong_code
 from tests.gunicorn_flows import (
     SECRET_KEY,
@@ -37,6 +37,8 @@ from tests.gunicorn_flows import (
     request_call,
     seed,
 )
+from tests.helpers import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, OUR_NUMBER, spellings
 
 DANA = "+12025550111"
@@ -81,7 +83,7 @@ def delivered(twilio: Twilio, sid: str, to: str) -> None:
     twilio.post("/sms/status?practice_id=p-1", form)
 
 
-def flows(url: str, sent: servers.TwilioRecorder) -> tuple[Twilio, list[str], list[str]]:
+def flows(url: str, sent: TwilioRecorder) -> tuple[Twilio, list[str], list[str]]:
     """Every flow once; returns Twilio's side, the challenge codes and the call URL tokens."""
     twilio = Twilio(url)
     seed(url, CODEWORD, "(202) 555-0100", {"u-1": DANA, "u-2": SAM})
@@ -150,8 +152,8 @@ def redactions_logged(log: Path) -> int:
 
 def run_flows(
     tmp_path_factory: pytest.TempPathFactory,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
     log_format: str,
 ) -> Iterator[Run]:
     """Every flow once under gunicorn logging ``log_format``; what the run left behind."""
@@ -172,7 +174,7 @@ def run_flows(
         ACCESS_LOG="1",
         LOG_FORMAT=log_format,
     )
-    with servers.gunicorn(env) as server:
+    with gunicorn(env) as server:
         twilio, codes, tokens = flows(server.url, sent)
         # The redactions run on the workers' background pools; their lines come last.
         deadline = time.monotonic() + 10
@@ -204,8 +206,8 @@ def run_flows(
 @pytest.fixture(scope="module")
 def run(
     tmp_path_factory: pytest.TempPathFactory,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[Run]:
     """The flows logged as production logs them: JSON lines."""
     yield from run_flows(tmp_path_factory, redis_process, twilio_recorder, "json")
@@ -214,8 +216,8 @@ def run(
 @pytest.fixture(scope="module")
 def text_run(
     tmp_path_factory: pytest.TempPathFactory,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[Run]:
     """The same flows logged as development logs them: short text lines."""
     yield from run_flows(tmp_path_factory, redis_process, twilio_recorder, "text")

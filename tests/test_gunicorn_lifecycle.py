@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import servers
+from devservers.gunicorn_server import gunicorn_command, gunicorn_output
+from devservers.processes import HOST, REPO, stop_group, wait_until
 from tests.gunicorn_flows import production_env
 
 
@@ -51,7 +52,7 @@ def test_gunicorns_own_lines_print_as_lines_not_logging_errors(
     def serve(url: str) -> None:
         assert requests.get(f"{url}/healthz", timeout=5).status_code == 200
 
-    output = servers.gunicorn_output(env, serve)
+    output = gunicorn_output(env, serve)
     for expected in ("Listening at", "Booting worker", "Handling signal: term", "Shutting down"):
         assert expected in output, output[-3000:]
     assert "Logging error" not in output, output[-3000:]
@@ -63,7 +64,7 @@ def test_development_logs_a_short_text_line_per_request(tmp_path: Path, redis_ur
         requests.get(f"{url}/healthz", timeout=5)
         requests.get(f"{url}/no-such-page?token=secret-query", timeout=5)
 
-    output = servers.gunicorn_output(development_env(tmp_path, redis_url), serve)
+    output = gunicorn_output(development_env(tmp_path, redis_url), serve)
     assert re.search(r"^\d\d:\d\d:\d\d GET /healthz -> 200 in \d+ ms$", output, re.M), output
     assert re.search(r"^\d\d:\d\d:\d\d GET /no-such-page -> 404 in \d+ ms$", output, re.M), output
     assert "secret-query" not in output
@@ -92,7 +93,7 @@ def test_the_metrics_folder_gunicorn_makes_is_removed_when_it_stops(
         requests.get(f"{url}/healthz", timeout=5)
         seen.append(own_metrics_folders(tmp))
 
-    output = servers.gunicorn_output(env, serve)
+    output = gunicorn_output(env, serve)
     assert len(seen[0]) == 1, "gunicorn made a metrics folder while it ran"
     assert own_metrics_folders(tmp) == [], output
 
@@ -108,13 +109,13 @@ def test_a_gunicorn_that_cannot_bind_leaves_no_metrics_folder(
         "TMPDIR": str(tmp),
     }
     with socket.socket() as taken:
-        taken.bind((servers.HOST, 0))
+        taken.bind((HOST, 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=servers.REPO,
-            env={**os.environ, **env, "HOST": servers.HOST, "PORT": str(port)},
+            cwd=REPO,
+            env={**os.environ, **env, "HOST": HOST, "PORT": str(port)},
             capture_output=True,
             text=True,
             timeout=60,
@@ -133,7 +134,7 @@ def request_lines_as_logged(tmp_path: Path, env: dict[str, str], dotenv: str) ->
     def serve(url: str) -> None:
         requests.get(f"{url}/healthz", timeout=5)
 
-    output = servers.gunicorn_output({**env, "FLASK_SKIP_DOTENV": ""}, serve, cwd=workdir)
+    output = gunicorn_output({**env, "FLASK_SKIP_DOTENV": ""}, serve, cwd=workdir)
     if '"msg": "request"' in output:
         return "json"
     assert re.search(r"GET /healthz -> 200 in \d+ ms", output), output
@@ -183,16 +184,14 @@ def test_ctrl_c_stops_gunicorn_at_once_and_kills_no_worker(tmp_path: Path, redis
     The workers leave it to the master, whose SIGQUIT stops them: a worker that took both
     used to hang until the master killed it ten seconds later."""
     env = {**development_env(tmp_path, redis_url), "WEB_CONCURRENCY": "2"}
-    url, cmd, full_env = servers._gunicorn_command(
-        env, "wsgi:app", servers.REPO / "gunicorn.conf.py"
-    )
+    url, cmd, full_env = gunicorn_command(env, "wsgi:app", REPO / "gunicorn.conf.py")
     with tempfile.TemporaryFile() as output:
         proc = subprocess.Popen(
-            cmd, cwd=servers.REPO, env=full_env, stdin=subprocess.DEVNULL,
+            cmd, cwd=REPO, env=full_env, stdin=subprocess.DEVNULL,
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
-            servers._wait_until(
+            wait_until(
                 lambda: requests.get(f"{url}/healthz", timeout=2).status_code == 200,
                 20, "gunicorn", proc,
             )  # fmt: skip
@@ -211,7 +210,7 @@ def test_ctrl_c_stops_gunicorn_at_once_and_kills_no_worker(tmp_path: Path, redis
             proc.wait(30)
             took = time.monotonic() - started
         finally:
-            servers._stop_group(proc)
+            stop_group(proc)
         output.seek(0)
         printed = output.read().decode("utf-8", "replace")
     assert "Shutting down: Master" in printed, printed

@@ -10,16 +10,17 @@ from pathlib import Path
 
 import requests
 
-from tests import servers
+from devservers.gunicorn_server import gunicorn_output
+from devservers.processes import HOST, REPO, free_port
 
-RUN = servers.REPO / "scripts" / "run"
-PORT_HOLDER = servers.REPO / "scripts" / "port_holder.py"
+RUN = REPO / "scripts" / "run"
+PORT_HOLDER = REPO / "scripts" / "port_holder.py"
 
 
 def run_script(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(RUN), *args],
-        cwd=servers.REPO,
+        cwd=REPO,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -44,7 +45,7 @@ def test_an_unknown_argument_is_refused_in_one_line() -> None:
 
 def test_a_port_in_use_fails_in_one_line_naming_what_holds_it() -> None:
     with socket.socket() as taken:
-        taken.bind((servers.HOST, 0))
+        taken.bind((HOST, 0))
         taken.listen()
         port = taken.getsockname()[1]
         result = run_script(PORT=str(port))
@@ -83,14 +84,14 @@ def test_the_holder_named_is_gunicorns_master_not_a_worker(tmp_path: Path, redis
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "WEB_CONCURRENCY": "2",
     }
-    servers.gunicorn_output(env, ask)
+    gunicorn_output(env, ask)
     [(command, parent)] = named
     assert "gunicorn" in command
     assert parent == os.getpid(), "the master, which this test started; not a worker"
 
 
 def test_a_free_port_is_free() -> None:
-    port = servers.free_port()
+    port = free_port()
     result = subprocess.run(
         ["python3", str(PORT_HOLDER), str(port)], capture_output=True, text=True, timeout=30
     )

@@ -6,7 +6,7 @@ import re
 
 from dotenv import dotenv_values
 
-from tests.servers import REPO
+from devservers.processes import REPO
 
 # Read by the code, but not settings: a marker gunicorn.conf.py leaves for itself, and
 # Flask's own switch for .env files.

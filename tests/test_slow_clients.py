@@ -15,10 +15,10 @@ from pathlib import Path
 
 import requests
 
-from tests import servers
-from tests.conftest import PUBLIC_BASE_URL, twilio_signature
+from devservers.gunicorn_server import gunicorn_server
+from devservers.nginx_server import nginx_server
 from tests.gunicorn_flows import TWILIO_TOKEN, production_env
-from tests.nginx import nginx_server
+from tests.helpers import PUBLIC_BASE_URL, twilio_signature
 from tests.slow_clients import hold_slow_clients
 from tests.voice import ACCOUNT_SID, OUR_NUMBER
 
@@ -64,7 +64,7 @@ def test_fifty_slow_clients_for_thirty_seconds_leave_webhooks_answering_within_a
         # The probes text HELP from one number for 30 s: not a flood here.
         SMS_INBOUND_PER_NUMBER="100000/hour",
     )
-    with servers.gunicorn_server(env) as upstream, nginx_server(upstream) as url:
+    with gunicorn_server(env) as upstream, nginx_server(upstream) as url:
         report = hold_slow_clients(url, probes(url), clients=SLOW_CLIENTS, seconds=SECONDS)
 
     assert report.open_at_end == SLOW_CLIENTS, report.summary()

@@ -1,7 +1,7 @@
-"""nginx with the repo's deploy/nginx.conf, in front of a test's gunicorn, on loopback.
+"""nginx with the repo's deploy/nginx.conf in front of a gunicorn, on loopback.
 
 nginx runs in the foreground (``daemon off``) with its own prefix, pid file and temporary
-folders in a folder of the test's, so it needs no root and touches nothing of the
+folders in a temporary folder of its own, so it needs no root and touches nothing of the
 system's nginx. Run as root, its workers run as ``nobody``, as Debian's nginx does.
 
     with gunicorn_server(env) as upstream, nginx_server(upstream) as url:
@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 
 import requests
 
-from tests import servers
+from devservers.processes import HOST, REPO, free_port, run_process
 
-TEMPLATE = servers.REPO / "deploy" / "nginx.conf"
+TEMPLATE = REPO / "deploy" / "nginx.conf"
 
 
 def nginx_binary() -> str:
@@ -39,7 +39,7 @@ def render_site(listen: str, gunicorn_address: str) -> str:
     for name, value in (("NGINX_LISTEN", listen), ("GUNICORN_ADDRESS", gunicorn_address)):
         assert "${" + name + "}" in text, name
         text = text.replace("${" + name + "}", value)
-    assert "${" not in text, "a placeholder the test does not fill"
+    assert "${" not in text, "a placeholder this does not fill"
     return text
 
 
@@ -67,21 +67,22 @@ http {{
 @contextlib.contextmanager
 def nginx_server(upstream_url: str, timeout: float = 20) -> Iterator[str]:
     """Run nginx with deploy/nginx.conf in front of ``upstream_url``; yield its URL."""
-    port = servers.free_port()
-    # Not under pytest's tmp_path: nginx's workers (nobody, when run as root) must reach it.
-    with tempfile.TemporaryDirectory(prefix="test-nginx-") as name:
+    port = free_port()
+    # In the system's temporary folder, which nginx's workers (nobody, when the master
+    # runs as root) can reach; pytest's are the user's alone.
+    with tempfile.TemporaryDirectory(prefix="devserver-nginx-") as name:
         folder = Path(name)
         if os.geteuid() == 0:
             folder.chmod(0o711)
         site = folder / "codeword.conf"
-        site.write_text(render_site(f"{servers.HOST}:{port}", urlsplit(upstream_url).netloc))
+        site.write_text(render_site(f"{HOST}:{port}", urlsplit(upstream_url).netloc))
         config = folder / "nginx.conf"
         config.write_text(main_config(folder, site))
         cmd = [nginx_binary(), "-p", str(folder), "-c", str(config), "-e", "stderr"]
-        url = f"http://{servers.HOST}:{port}"
+        url = f"http://{HOST}:{port}"
 
         def ready() -> bool:
             return requests.get(f"{url}/healthz", timeout=2).status_code == 200
 
-        with servers._process(cmd, "nginx", ready, timeout):
+        with run_process(cmd, "nginx", ready, timeout):
             yield url

@@ -14,6 +14,7 @@ from api.codeword_texts import bp as codeword_texts_bp
 from api.events import bp as events_bp
 from api.number_verification import bp as number_verification_bp
 from api.verification_calls import bp as verification_calls_bp
+from console import bp as console_bp
 from core import queue
 from core.carrier import make_carrier
 from core.config import load_config
@@ -51,7 +52,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # No cookie sessions: every caller authenticates each request. This also
     # spares each webhook the cost of building a session serializer.
     app.session_interface = _NoSessions()
-    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "json"))
 
     redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
     app.extensions["redis"] = redis_client
@@ -86,6 +87,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         codeword_texts_bp,
         verification_calls_bp,
         number_verification_bp,
+        console_bp,
     ):
         app.register_blueprint(blueprint)
     register_commands(app)

@@ -7,6 +7,7 @@ import redis
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from core.demo import DEMO_PRACTICE, demo
 from core.extensions import directory, redis_client
 from core.queue import queue
 from core.worker import run_worker
@@ -20,6 +21,7 @@ def register_commands(app: Flask) -> None:
     ``flask phone`` is not added here: the terminal phone sits above the service and
     registers itself through the ``flask.commands`` entry point (pyproject.toml).
     """
+    app.cli.add_command(demo)
     app.cli.add_command(init_db)
     app.cli.add_command(db)
     app.cli.add_command(rotate_codeword_keys)
@@ -78,9 +80,6 @@ def worker(burst: bool) -> None:
     """Run the background worker: codeword texts, notices, redaction at Twilio, events."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     run_worker(app, queue().connection, burst=burst)
-
-
-DEMO_PRACTICE = "demo-practice"
 
 
 @click.command("seed-demo")

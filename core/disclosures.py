@@ -35,6 +35,7 @@ from core.segments import fit_name, gsm7_only, shorten
 from store import clock, outbox
 from store.models import DisclosureNotice
 from store.numbers import mask
+from store.outbox_rows import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ def send_notice(notice_id: int) -> str:
     return "sent"
 
 
-def _notice_later(box: outbox.Outbox, row: DisclosureNotice, error: str) -> str:
+def _notice_later(box: Outbox, row: DisclosureNotice, error: str) -> str:
     if row.attempts > len(NOTICE_RETRY_SCHEDULE):
         box.settle(DisclosureNotice, row, status="failed", last_error=error)
         log.error("disclosure notice %s to %s failed: %s", row.id, mask(row.to_number), error)

@@ -18,7 +18,8 @@ from rq import Queue
 from rq.registry import FailedJobRegistry
 from sqlalchemy.exc import SQLAlchemyError
 
-from store.outbox import KINDS, Outbox
+from store.outbox import KINDS
+from store.outbox_rows import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,8 @@ from rq.job import Job as QueueJob
 from rq.job import JobStatus
 
 from store import clock
-from store.outbox import Job, Outbox
+from store.outbox import Job
+from store.outbox_rows import Outbox
 
 log = logging.getLogger(__name__)
 

@@ -30,20 +30,20 @@ QUEUE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
 
 
 def queue_redis_url(env: dict[str, str], redis_url: str) -> str:
-    """QUEUE_REDIS_URL, or REDIS_URL when that is one server or Sentinel."""
+    """QUEUE_REDIS_URL, or REDIS_URL unless that is a Redis Cluster."""
     given = env.get("QUEUE_REDIS_URL")
-    url = given or redis_url
-    scheme = urlsplit(url).scheme
-    if scheme in QUEUE_SCHEMES:
-        return url
-    if not given:
+    if given is None:
+        if urlsplit(redis_url).scheme == "redis+cluster":
+            raise SettingError(
+                "QUEUE_REDIS_URL is required when REDIS_URL is a Redis Cluster "
+                "(the worker's queue cannot run on one): one server or Sentinel"
+            )
+        return redis_url
+    if urlsplit(given).scheme not in QUEUE_SCHEMES:
         raise SettingError(
-            "QUEUE_REDIS_URL is required when REDIS_URL is not one Redis server or Sentinel "
-            "(the worker's queue cannot run on Redis Cluster)"
+            "QUEUE_REDIS_URL must be redis://, rediss:// or redis+sentinel:// (not Redis Cluster)"
         )
-    raise SettingError(
-        "QUEUE_REDIS_URL must be redis://, rediss:// or redis+sentinel:// (not Redis Cluster)"
-    )
+    return given
 
 
 def events_url(env: dict[str, str], production: bool) -> str | None:

@@ -33,7 +33,7 @@ from sms.views import bp as sms_bp
 from store.codeword_texts import CodewordTexts
 from store.crypto import CodewordCipher
 from store.directory import Directory
-from store.outbox import Outbox
+from store.outbox_rows import Outbox
 from store.ratelimit import RateLimiter
 from store.redis_client import connect
 

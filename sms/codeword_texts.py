@@ -31,6 +31,7 @@ from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
 from store.directory import PracticeRecord, UserRecord
 from store.models import CodewordText
 from store.numbers import mask
+from store.outbox_rows import Outbox
 from store.ratelimit import Reservation
 
 log = logging.getLogger(__name__)
@@ -228,7 +229,7 @@ def _refuse(row: CodewordText, why: str) -> str:
     return "refused"
 
 
-def _try_later(box: outbox.Outbox, row: CodewordText, error: str) -> str:
+def _try_later(box: Outbox, row: CodewordText, error: str) -> str:
     if row.attempts > len(RETRY_SCHEDULE):
         box.settle(CodewordText, row, status="failed", last_error=error)
         _give_back(row)

@@ -697,12 +697,14 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
         # PUBLIC_BASE_URL defaults to the service's own port, which the phone is told,
         # and the worker too (it builds the codeword text's status callback).
         port = url.rsplit(":", 1)[1]
-        call = request_verification_call(url, "demo-practice").json()
-        answered = run(
-            "phone", "answer", "--latest", stdin=f"{call['challenge_code']}\n", port=port
-        )
         with worker_process({**env, "PORT": port}):
-            texted = run("phone", "text", "--from", "+12025550111", "CODEWORD", port=port)
+            call = request_verification_call(url, "demo-practice").json()
+            answered = run(
+                "phone", "answer", "--latest", stdin=f"{call['challenge_code']}\n", port=port
+            )
+            texted = run(
+                "phone", "text", "--from", "+12025550111", "CODEWORD", "--wait", "30", port=port
+            )
 
     assert answered.returncode == 0, answered.stdout + answered.stderr
     assert CODEWORD_HEARD in answered.stdout

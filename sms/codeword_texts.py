@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 import redis
 from flask import current_app
@@ -21,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory, limiter
 from core.observability import DISCLOSURES, RATE_LIMITED
+from core.public_urls import public_url
 from core.telephony import CarrierTimedOut, RecipientOptedOut
 from ivr import clock
 from sms import notices
@@ -61,8 +61,7 @@ def may_receive_codeword(user: UserRecord) -> bool:
 
 def status_callback_url(practice_id: str) -> str:
     """Where Twilio reports the text's delivery; the practice rides in the signed query."""
-    base = current_app.config["PUBLIC_BASE_URL"]
-    return f"{base}/sms/status?{urlencode({'practice_id': practice_id})}"
+    return public_url("sms.status", practice_id=practice_id)
 
 
 def send_codeword_text(

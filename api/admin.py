@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from api import validation as v
 from core.auth import require_token
@@ -107,7 +107,7 @@ def read_codeword(practice_id: str) -> Response:
 def set_codeword(practice_id: str) -> Response:
     """Set the codeword, or generate an easy-to-say one when none is given."""
     practice = _practice_or_404(practice_id)
-    body = v.json_body() if request.content_length else {}
+    body = v.optional_json_body()
     chosen = body.get("codeword")
     try:
         codeword = validate_codeword(chosen) if chosen is not None else generate_codeword()

@@ -40,6 +40,7 @@ def put_practice(practice_id: str) -> tuple[Response, int]:
         office_number_verified=v.flag(body, "office_number_verified"),
         language=v.choice(body, "language", ("en", "es"), required=False),
         codeword=codeword,
+        actor=g.actor,
     )
     if codeword is not None:
         directory().record_event(practice.id, channel="app", outcome="changed", actor=g.actor)
@@ -72,6 +73,7 @@ def put_user(practice_id: str, user_id: str) -> tuple[Response, int]:
             cell_number=cell,
             cell_number_given=cell_given,
             cell_number_verified=v.flag(body, "cell_number_verified"),
+            actor=g.actor,
         )
     except store.NotFound:
         raise NotFound("no such practice") from None
@@ -83,7 +85,7 @@ def put_user(practice_id: str, user_id: str) -> tuple[Response, int]:
 def delete_user(practice_id: str, user_id: str) -> tuple[str, int]:
     """Remove a user from a practice."""
     practice = _practice_or_404(practice_id)
-    if not directory().delete_user(practice.id, v.identifier(user_id, "user_id")):
+    if not directory().delete_user(practice.id, v.identifier(user_id, "user_id"), actor=g.actor):
         raise NotFound("no such user")
     return "", 204
 
@@ -122,6 +124,9 @@ def set_codeword(practice_id: str) -> Response:
 @bp.get("/<practice_id>/disclosures")
 @require_token("admin", "support")
 def list_disclosures(practice_id: str) -> Response:
-    """The practice's codeword audit trail, newest first."""
+    """A page of the practice's codeword audit trail, newest first (``?limit=``, ``?before=``)."""
     practice = _practice_or_404(practice_id)
-    return jsonify({"events": [e.to_json() for e in directory().list_events(practice.id)]})
+    limit = v.query_int("limit", default=100, low=1, high=500)
+    before = v.query_int("before", default=None, low=1)
+    events, next_before = directory().list_events(practice.id, limit=limit, before=before)
+    return jsonify({"events": [e.to_json() for e in events], "next_before": next_before})

@@ -68,6 +68,20 @@ def text(body: dict[str, Any], field: str, max_length: int = 200, required: bool
     return value
 
 
+def query_int(name: str, *, default: Any, low: int, high: int | None = None) -> Any:
+    """The whole number in query parameter ``name`` (``default`` when absent), within bounds."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise InvalidInput(f"{name} must be a whole number", field=name)
+    value = int(raw)
+    if value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise InvalidInput(f"{name} must be {bounds}", field=name)
+    return value
+
+
 def flag(body: dict[str, Any], field: str) -> bool | None:
     value = body.get(field)
     if value is not None and not isinstance(value, bool):

@@ -25,7 +25,7 @@ from core.telephony import RecipientOptedOut
 from ivr import challenge, clock, session
 from sms.messages import Texts
 from store import keys
-from store.directory import UserRecord
+from store.directory import TWILIO_ACTOR, UserRecord
 from store.phone import mask
 from store.ratelimit import Rule
 
@@ -156,7 +156,7 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
     except RecipientOptedOut:
         # Twilio's 21610: kept as our opt-out too, as for codeword texts.
         _forget_quietly(key, digest)
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
         raise
     except BaseException:
         _forget_quietly(key, digest)
@@ -213,7 +213,12 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
             code="cell_number_changed",
         )
     directory().record_event(
-        practice_id, channel="sms", outcome="cell_verified", actor=actor, to_number=number
+        practice_id,
+        channel="sms",
+        outcome="cell_number_verified",
+        actor=actor,
+        to_number=number,
+        reference=user_id,
     )
     log.info("cell %s of %s/%s verified", mask(number), practice_id, user_id)
 

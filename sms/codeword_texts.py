@@ -26,7 +26,7 @@ from ivr import clock
 from sms import notices
 from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
-from store.directory import PracticeRecord, UserRecord
+from store.directory import TWILIO_ACTOR, PracticeRecord, UserRecord
 from store.phone import mask
 from store.ratelimit import refuse_if_exhausted
 
@@ -94,7 +94,7 @@ def send_codeword_text(
             validity_period=VALIDITY_PERIOD,
         )
     except RecipientOptedOut:
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
         raise
     except CarrierTimedOut:
         _record_sent(

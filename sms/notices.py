@@ -27,6 +27,7 @@ from core.errors import ServiceError
 from core.extensions import carrier, directory
 from core.telephony import RecipientOptedOut
 from sms.messages import Texts
+from store.directory import TWILIO_ACTOR
 from store.phone import mask
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,6 @@ def run_after_response(job: Callable[[], object]) -> None:
 
 def _keep_opt_out(number: str) -> None:
     try:
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
     except SQLAlchemyError as exc:
         log.error("opt-out of %s not stored: %s", mask(number), type(exc).__name__)

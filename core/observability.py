@@ -11,6 +11,7 @@ Metrics work under several gunicorn workers: gunicorn.conf.py sets
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ import sys
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -30,6 +31,8 @@ from prometheus_client import (
     multiprocess,
 )
 from werkzeug.exceptions import HTTPException
+
+from core.errors import NotFound, Unauthorized
 
 CALLS_TRIGGERED = Counter(
     "codeword_verification_calls_total", "Verification calls placed", ["purpose"]
@@ -163,10 +166,27 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        """Prometheus metrics, summed over every gunicorn worker."""
+        """Prometheus metrics, summed over every gunicorn worker; only with METRICS_TOKEN."""
+        _require_metrics_token()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             registry = REGISTRY
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _require_metrics_token() -> None:
+    """404 while ``METRICS_TOKEN`` is unset; 401 unless the request bears it.
+
+    The counters tell which numbers are verified admin cells (a disclosure moves after a
+    forged CODEWORD text), so they are for the operator's scraper alone.
+    """
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        raise NotFound("not found")
+    kind, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("the metrics token is required")

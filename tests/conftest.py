@@ -25,8 +25,10 @@ PUBLIC_BASE_URL = "https://codeword.example.com"
 TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-for-tests-0000000001"
 SUPPORT_TOKEN = "support-token-for-tests-00000001"
+METRICS_TOKEN = "metrics-token-for-tests-0000001"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -86,6 +88,7 @@ def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
         "TWILIO_FROM_NUMBER": "+15005550006",
         "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
         "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+        "METRICS_TOKEN": METRICS_TOKEN,
     }
 
 

@@ -196,3 +196,16 @@ def test_an_empty_path_segment_is_404_not_a_redirect(client: FlaskClient) -> Non
     response = client.put("/api/v1/practices//p-1", json={}, headers=ADMIN)
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_a_wrong_method_is_405_naming_the_allowed_ones(client: FlaskClient) -> None:
+    response = client.patch("/api/v1/practices/p-1", json={}, headers=ADMIN)
+    assert response.status_code == 405
+    assert set(response.headers["Allow"].split(", ")) >= {"GET", "PUT"}
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_missing_token_is_401_asking_for_a_bearer_token(client: FlaskClient) -> None:
+    response = client.get("/api/v1/practices/p-1")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"

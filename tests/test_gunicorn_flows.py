@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from store.redis_client import connect
 from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
+from tests.conftest import ADMIN, ADMIN_TOKEN, METRICS, SUPPORT, SUPPORT_TOKEN
 from tests.faults import a_wrong_code
 from tests.gunicorn_flows import (
     SECRET_KEY,
@@ -170,7 +170,7 @@ def run(
         deadline = time.monotonic() + 10
         while len(redaction_lines(json_lines(server.log))) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        metrics = requests.get(f"{server.url}/metrics", timeout=5).text
+        metrics = requests.get(f"{server.url}/metrics", headers=METRICS, timeout=5).text
         log = server.log.read_text(encoding="utf-8", errors="replace")
         lines = json_lines(server.log)
     yield Run(

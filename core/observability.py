@@ -56,6 +56,11 @@ def note_outcome(outcome: str) -> None:
     g.outcome = outcome
 
 
+# C1 controls (U+0085 NEXT LINE among them) and the Unicode line and paragraph
+# separators, as JSON escapes: a forged value can then never start a log line of its own.
+_LINE_BREAKS_ESCAPED = {c: f"\\u{c:04x}" for c in [*range(0x80, 0xA0), 0x2028, 0x2029]}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request's correlation fields."""
 
@@ -74,7 +79,8 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: a message or traceback could quote a secret.
             entry["exception"] = record.exc_info[0].__name__
-        return json.dumps(entry, ensure_ascii=False)
+        # JSON escapes only controls below U+0020; these others end a line for some readers.
+        return json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS_ESCAPED)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -116,7 +122,12 @@ def _request_id() -> str:
 
 
 def _webhook_form() -> Any:
-    """The webhook's form, or nothing when it could not be read (too large, say)."""
+    """The webhook's form if the view read it; never parsed for the log line alone.
+
+    A webhook refused before its form was read (forged, too large) stays cheap.
+    """
+    if "form" not in request.__dict__:
+        return {}
     try:
         return request.form
     except HTTPException:

@@ -8,7 +8,7 @@ from flask import current_app, request
 
 from core.errors import InvalidInput
 from store.identifiers import is_identifier
-from store.phone import InvalidNumber, normalise
+from store.numbers import InvalidNumber, normalise
 
 _MISSING = object()
 

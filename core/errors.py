@@ -15,7 +15,9 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from store.errors import LimitExceeded
+from core.twiml import apology
+from core.webhooks import caller_language, is_twilio_webhook
+from store.errors import LimitExceeded, NotInDirectory
 
 log = logging.getLogger(__name__)
 
@@ -94,30 +96,29 @@ def error_response(error: ServiceError) -> Response:
     return response
 
 
-def _is_webhook() -> bool:
-    return request.blueprint in {"ivr", "sms", "twilio"}
-
-
 def register_error_handlers(app: Flask) -> None:
     """Answer every error in the shape its route promises."""
-    from core.twiml import apology
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            log.warning("webhook %s: %s", request.endpoint, type(error).__name__)
+            return apology(caller_language())
         return error_response(error)
+
+    # The store's errors, answered as the service's own.
+    @app.errorhandler(NotInDirectory)
+    def _not_in_directory(error: NotInDirectory) -> Response:
+        return _service_error(NotFound(str(error)))
 
     @app.errorhandler(LimitExceeded)
     def _limit_exceeded(error: LimitExceeded) -> Response:
-        if _is_webhook():
-            return apology()
-        return error_response(RateLimited.from_exceeded(error))
+        return _service_error(RateLimited.from_exceeded(error))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        if _is_webhook() and (error.code or 500) >= 500:
-            return apology()
+        if is_twilio_webhook() and (error.code or 500) >= 500:
+            return apology(caller_language())
         status = error.code or 500
         codes = {
             400: "bad_request",
@@ -129,7 +130,7 @@ def register_error_handlers(app: Flask) -> None:
         wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
         wrapped.status = status
         response = error_response(wrapped)
-        if _is_webhook():
+        if is_twilio_webhook():
             # A 403 to a forged webhook still says nothing beyond "forbidden".
             response = Response("", status=status)
         if isinstance(error, MethodNotAllowed) and error.valid_methods:
@@ -139,15 +140,15 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(redis.RedisError)
     def _redis_error(error: redis.RedisError) -> Response:
         log.warning("redis unavailable: %s", type(error).__name__)
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:
         log.warning("database unavailable: %s", type(error).__name__)
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(Exception)
@@ -159,6 +160,6 @@ def register_error_handlers(app: Flask) -> None:
             request.endpoint,
             "".join(traceback.format_tb(error.__traceback__)),
         )
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(ServiceError("internal error"))

@@ -16,7 +16,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from core.public_urls import public_url
-from ivr import clock
+from store import clock
 
 log = logging.getLogger(__name__)
 

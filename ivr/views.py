@@ -6,22 +6,19 @@ import functools
 import logging
 from collections.abc import Callable
 
-import redis
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
-from core.errors import ServiceError
-from core.telephony import twilio_webhook
 from core.twiml import apology, say, twiml
+from core.webhooks import speak_to_caller_in, twilio_webhook
 from ivr import steps, tokens
-from ivr.session import CallerCheck
+from ivr.step_scripts import CallerIdentity
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 
-Step = Callable[[tokens.CallRef, CallerCheck], VoiceResponse]
+Step = Callable[[tokens.CallRef, CallerIdentity], VoiceResponse]
 
 
 @bp.post("/inbound")
@@ -43,8 +40,9 @@ def inbound() -> Response:
 def verification_call_step(step: Step) -> Callable[[], Response]:
     """Resolve the callback token and the call's identity, run ``step``, render its TwiML.
 
-    Anything that fails (a stale token, another call's CallSid, Redis or the
-    database down) is answered with an apology in the practice's language.
+    A stale token or another call's CallSid is answered with an apology; so is anything
+    that fails in ``step`` (Redis or the database down), by the app's error handlers,
+    in the practice's language, which the token names.
     """
 
     @functools.wraps(step)
@@ -52,24 +50,16 @@ def verification_call_step(step: Step) -> Callable[[], Response]:
         ref = tokens.load(request.args.get("t", ""))
         if ref is None:
             return apology()
-        call = _caller(ref)
-        if call is None:
+        speak_to_caller_in(ref.language)
+        caller = _caller(ref)
+        if caller is None:
             return apology(ref.language)
-        try:
-            return twiml(step(ref, call))
-        except (redis.RedisError, SQLAlchemyError, ServiceError, ValueError) as exc:
-            log.warning(
-                "verification call %s: %s in %s",
-                ref.session_id,
-                type(exc).__name__,
-                request.endpoint,
-            )
-            return apology(ref.language)
+        return twiml(step(ref, caller))
 
     return wrapper
 
 
-def _caller(ref: tokens.CallRef) -> CallerCheck | None:
+def _caller(ref: tokens.CallRef) -> CallerIdentity | None:
     """The call this webhook speaks for, if it names one and comes from our account."""
     call_sid = request.form.get("CallSid", "")
     to = request.form.get("To", "")
@@ -79,37 +69,37 @@ def _caller(ref: tokens.CallRef) -> CallerCheck | None:
     if account and request.form.get("AccountSid") != account:
         log.warning("verification call %s: a callback from another account", ref.session_id)
         return None
-    return CallerCheck(session_id=ref.session_id, call_sid=call_sid, to=to)
+    return CallerIdentity(session_id=ref.session_id, call_sid=call_sid, to=to)
 
 
 @bp.post("/verification/answer")
 @twilio_webhook
 @verification_call_step
-def verification_answer(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_answer(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """The office answered: greet and ask for the code (or leave a machine a short note)."""
-    return steps.answer_call(ref, call, request.form.get("AnsweredBy", ""))
+    return steps.answer_call(ref, caller, request.form.get("AnsweredBy", ""))
 
 
 @bp.post("/verification/code")
 @twilio_webhook
 @verification_call_step
-def verification_code(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_code(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """The Gather for the challenge code finished, with digits or in silence."""
-    return steps.take_code(ref, call, request.form.get("Digits", ""))
+    return steps.take_code(ref, caller, request.form.get("Digits", ""))
 
 
 @bp.post("/verification/repeat")
 @twilio_webhook
 @verification_call_step
-def verification_repeat(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_repeat(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """After the codeword was read: 1 hears it again, anything else says goodbye."""
-    return steps.repeat_codeword(ref, call, request.form.get("Digits", ""))
+    return steps.repeat_codeword(ref, caller, request.form.get("Digits", ""))
 
 
 @bp.post("/verification/status")
 @twilio_webhook
 @verification_call_step
-def verification_status(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_status(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """Twilio's status callback: initiated, ringing, answered, completed (or why not)."""
-    steps.record_call_status(ref, call, request.form.get("CallStatus", ""))
+    steps.record_call_status(ref, caller, request.form.get("CallStatus", ""))
     return VoiceResponse()

@@ -16,7 +16,7 @@ from core import background
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from store.identifiers import is_identifier
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

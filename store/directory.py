@@ -17,9 +17,11 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, select, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from store import schema
 from store.crypto import CodewordCipher
-from store.models import AuditEvent, Base, OptOut, Practice, User
-from store.phone import mask
+from store.errors import NotInDirectory
+from store.models import AuditEvent, OptOut, Practice, User
+from store.numbers import mask
 
 
 @dataclass(frozen=True)
@@ -130,10 +132,6 @@ TWILIO_ACTOR = "twilio"
 SELF = "self"
 
 
-class NotFound(LookupError):
-    """The practice or user does not exist."""
-
-
 # The look-ups every inbound text makes, built once: building a statement (and its
 # cache key) costs more than running it.
 _OPTED_OUT = select(OptOut.number).where(OptOut.number == bindparam("number"))
@@ -179,7 +177,12 @@ class Directory:
             yield session
 
     def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create the tables straight from the models (tests; production migrates)."""
+        schema.create_all(self.engine)
+
+    def migrate(self) -> None:
+        """Create the tables, or move them forward, with the newest migration."""
+        schema.upgrade(self.engine)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:
@@ -267,7 +270,7 @@ class Directory:
         cell_number_verified: bool | None = None,
         actor: str = SYSTEM,
     ) -> tuple[UserRecord, bool]:
-        """Create or update a user; raises NotFound for an unknown practice.
+        """Create or update a user; raises NotInDirectory for an unknown practice.
 
         A change to where the codeword may be texted (the cell set, changed, removed,
         vouched for or no longer; the admin role given or taken) is audited in the same
@@ -275,7 +278,7 @@ class Directory:
         """
         with self.session() as s:
             if s.get(Practice, practice_id) is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             user = s.get(User, (practice_id, user_id))
             created = user is None
             if user is None:
@@ -374,11 +377,11 @@ class Directory:
     # Codeword ----------------------------------------------------------------
 
     def read_codeword(self, practice_id: str) -> str | None:
-        """The plain codeword; raises NotFound for an unknown practice."""
+        """The plain codeword; raises NotInDirectory for an unknown practice."""
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             if practice.codeword_encrypted is None:
                 return None
             return self.cipher.decrypt(practice.codeword_encrypted)
@@ -400,7 +403,7 @@ class Directory:
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             practice.codeword_encrypted = self.cipher.encrypt(codeword)
 
     def rotate_codewords(self) -> int:

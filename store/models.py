@@ -79,7 +79,7 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
-        # Pages of one practice's trail walk this index backwards from an id (keyset).
+        # The trail pages newest first by id (?before=<id>): one index range per page.
         Index("ix_audit_practice_id", "practice_id", "id"),
     )
 

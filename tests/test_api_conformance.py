@@ -17,9 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, METRICS_TOKEN, SUPPORT_TOKEN
+from devservers.gunicorn_server import gunicorn_server
+from devservers.processes import REPO
+from devservers.redis_server import redis_server
 from tests.gunicorn_flows import production_env
+from tests.helpers import ADMIN, ADMIN_TOKEN, METRICS_TOKEN, SUPPORT_TOKEN
 
 SCHEMATHESIS = Path(sys.executable).parent / "st"
 CHECKS = (
@@ -35,9 +37,9 @@ SEED = 20261130
 def service(tmp_path_factory: pytest.TempPathFactory, prism_url: str) -> Iterator[str]:
     """gunicorn with its own Redis and Prism for Twilio, seeded with the description's examples."""
     tmp = tmp_path_factory.mktemp("conformance")
-    with servers.redis_server() as redis_url:
+    with redis_server() as redis_url:
         env = production_env(redis_url, f"sqlite:///{tmp / 'directory.sqlite3'}", prism_url)
-        with servers.gunicorn_server(env) as url:
+        with gunicorn_server(env) as url:
             practice = {
                 "name": "Bright Smiles",
                 "office_number": "(202) 555-0100",
@@ -66,7 +68,7 @@ def test_the_service_answers_as_its_description_says(
     service: str, tmp_path: Path, tag: str, token: str
 ) -> None:
     command = [
-        str(SCHEMATHESIS), "run", str(servers.REPO / "openapi.yaml"),
+        str(SCHEMATHESIS), "run", str(REPO / "openapi.yaml"),
         "--url", service,
         "--include-tag", tag,
         "--header", f"Authorization: Bearer {token}",

@@ -9,7 +9,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event
 
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 from tests.sms_helpers import ADMIN_CELL, MULTI_ADMIN_CELL, STAFF_CELL, seed
 from tests.sms_helpers import text as text_in
 

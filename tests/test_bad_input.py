@@ -11,10 +11,10 @@ import pytest
 import requests
 from flask.testing import FlaskClient
 
-from store.phone import InvalidNumber, normalise
-from tests import servers
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
+from devservers.gunicorn_server import gunicorn_server
+from store.numbers import InvalidNumber, normalise
 from tests.gunicorn_flows import production_env
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 from tests.voice import setup_practice
 
 DEEP = "[" * 1000 + "]" * 1000
@@ -128,7 +128,7 @@ def test_an_empty_chunked_body_still_generates_a_codeword(client: FlaskClient) -
 def test_a_chunked_codeword_under_gunicorn(tmp_path: Path, redis_url: str) -> None:
     """Through a real server: requests sends a generator's body chunked."""
     env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url="")
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         created = requests.put(
             f"{url}/api/v1/practices/p-1",
             json={"name": "Bright Smiles", "office_number": "(202) 555-0100"},

@@ -9,9 +9,10 @@ from typing import Any
 import requests
 from flask.testing import FlaskClient
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user, twilio_signature
+from devservers.gunicorn_server import gunicorn_server
 from tests.gunicorn_flows import production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user, twilio_signature
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, setup_practice
 
 ANSWER_URL = f"{PUBLIC_BASE_URL}/ivr/verification/answer?t="
@@ -78,7 +79,7 @@ def test_a_codeword_text_reports_to_the_public_status_url(client: FlaskClient) -
 
 
 def test_a_proxy_trusted_script_name_header_does_not_poison_the_worker(
-    tmp_path: Path, redis_url: str, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    tmp_path: Path, redis_url: str, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     """Under gunicorn, one request with ``SCRIPT_NAME: /x`` from a trusted proxy address."""
     twilio_url, sent = twilio_recorder
@@ -86,7 +87,7 @@ def test_a_proxy_trusted_script_name_header_does_not_poison_the_worker(
     env = production_env(
         redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url, WEB_CONCURRENCY="1"
     )
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         for practice_id in ("p-1", "p-2"):
             created = requests.put(
                 f"{url}/api/v1/practices/{practice_id}",

@@ -13,8 +13,8 @@ from flask.testing import FlaskClient
 from werkzeug.formparser import FormDataParser
 
 from core.observability import JsonFormatter
-from core.telephony import WEBHOOK_MAX_BYTES, WEBHOOK_MAX_FIELDS
-from tests.conftest import PUBLIC_BASE_URL, post_signed, twilio_signature
+from core.webhooks import WEBHOOK_MAX_BYTES, WEBHOOK_MAX_FIELDS
+from tests.helpers import PUBLIC_BASE_URL, post_signed, twilio_signature
 from tests.voice import setup_practice
 
 # The forged webhook of the report: 64 KB in 16k fields.

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import ADMIN, METRICS, METRICS_TOKEN, SUPPORT
+from tests.helpers import ADMIN, METRICS, METRICS_TOKEN, SUPPORT
 
 
 def test_metrics_answer_the_metrics_token(client: FlaskClient) -> None:

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import servers
-from tests.conftest import (
+from devservers.gunicorn_server import gunicorn_server
+from tests.helpers import (
     ADMIN,
     METRICS,
     METRICS_TOKEN,
@@ -71,14 +71,14 @@ def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str
         "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "WEB_CONCURRENCY": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
         "METRICS_TOKEN": METRICS_TOKEN,
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     form = {"CallSid": "CA" + "1" * 32, "From": "+12025550100"}
     headers = {
         "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + "/ivr/inbound", form, "tok")
     }
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         for _ in range(12):
             # A new connection each time, so both workers take some.
             with requests.Session() as session:

@@ -13,7 +13,7 @@ import traceback
 import redis
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.exceptions import HTTPException
 
 from core.twiml import apology
 from core.webhooks import caller_language, is_twilio_webhook
@@ -89,10 +89,11 @@ def error_response(error: ServiceError) -> Response:
     body.update(error.details)
     response = jsonify({"error": body})
     response.status_code = error.status
-    if error.status == 401:
-        response.headers["WWW-Authenticate"] = "Bearer"
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
+    if error.status == 401:
+        # The scheme the caller must use (RFC 6750).
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
@@ -127,14 +128,18 @@ def register_error_handlers(app: Flask) -> None:
             413: "too_large",
             415: "unsupported_media_type",
         }
-        wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
+        message = error.description or error.name
+        allowed = sorted(getattr(error, "valid_methods", None) or [])
+        if status == 405 and allowed:
+            message = f"this endpoint takes only {', '.join(allowed)}"
+        wrapped = ServiceError(message, code=codes.get(status, "error"))
         wrapped.status = status
         response = error_response(wrapped)
         if is_twilio_webhook():
             # A 403 to a forged webhook still says nothing beyond "forbidden".
             response = Response("", status=status)
-        if isinstance(error, MethodNotAllowed) and error.valid_methods:
-            response.headers["Allow"] = ", ".join(error.valid_methods)
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     @app.errorhandler(redis.RedisError)

@@ -34,6 +34,11 @@ def idempotency(actor: str, idempotency_key: str) -> str:
     return key("idem", quote(actor, safe=""), idempotency_key)
 
 
+def every_idempotency_key() -> str:
+    """A SCAN pattern matching the idempotency keys of every token."""
+    return key("idem", "*")
+
+
 def sms_choice(number: str) -> str:
     return key("sms-choice", number)
 

@@ -135,5 +135,7 @@ def list_disclosures(practice_id: str) -> Response:
     practice = _practice_or_404(practice_id)
     limit = v.query_int("limit", default=100, low=1, high=500)
     before = v.query_int("before", default=None, low=1)
-    events, next_before = directory().list_events(practice.id, limit=limit, before=before)
-    return jsonify({"events": [e.to_json() for e in events], "next_before": next_before})
+    # One more than the page: whether it exists says if there is a next page.
+    events = directory().list_events(practice.id, limit=limit + 1, before=before)
+    next_before = events[limit - 1].id if len(events) > limit else None
+    return jsonify({"events": [e.to_json() for e in events[:limit]], "next_before": next_before})

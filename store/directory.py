@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, delete, event, exists, select, text
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -73,7 +73,6 @@ class PracticeRecord:
 
 @dataclass(frozen=True)
 class EventRecord:
-    id: int
     at: datetime
     channel: str
     to: str | None
@@ -81,6 +80,7 @@ class EventRecord:
     requested_by: str | None
     outcome: str
     reference: str | None
+    id: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -246,6 +246,36 @@ class Directory:
         with self.session() as s:
             practice = s.get(Practice, practice_id, options=[selectinload(Practice.users)])
             return _practice_record(practice) if practice else None
+
+    def search_practices(
+        self, words: str, office_number: str | None = None, limit: int = 20
+    ) -> list[PracticeRecord]:
+        """Practices whose id is ``words``, whose office number is ``office_number``, or
+        whose name contains ``words`` (any case): in that order, at most ``limit``, no users.
+        """
+        found: dict[str, Practice] = {}
+        with self.session() as s:
+            by_id = s.get(Practice, words)
+            if by_id is not None:
+                found[by_id.id] = by_id
+            if office_number:
+                for practice in s.scalars(
+                    select(Practice)
+                    .where(Practice.office_number == office_number)
+                    .order_by(Practice.name, Practice.id)
+                    .limit(limit)
+                ):
+                    found.setdefault(practice.id, practice)
+            if len(found) < limit:
+                lowered = func.lower(Practice.name)
+                for practice in s.scalars(
+                    select(Practice)
+                    .where(lowered.contains(words.lower(), autoescape=True))
+                    .order_by(lowered, Practice.id)
+                    .limit(limit)
+                ):
+                    found.setdefault(practice.id, practice)
+            return [_practice_record(p, with_users=False) for p in list(found.values())[:limit]]
 
     def set_office_number_verified(self, practice_id: str, office_number: str) -> bool:
         """Mark the office number verified if it is still ``office_number``."""
@@ -467,19 +497,16 @@ class Directory:
             )
 
     def list_events(
-        self, practice_id: str, limit: int = 100, before: int | None = None
-    ) -> tuple[list[EventRecord], int | None]:
-        """A page of the practice's audit trail, newest first, and the ``before`` of the next.
-
-        Keyset pagination on the event id (index ``ix_audit_practice_id``): every page
-        costs the same however deep it lies. The next page's ``before`` is None on the last.
-        """
+        self, practice_id: str, limit: int = 200, before: int | None = None
+    ) -> list[EventRecord]:
+        """The practice's audit trail, newest first; only events older than ``before`` if given."""
         query = select(AuditEvent).where(AuditEvent.practice_id == practice_id)
         if before is not None:
             query = query.where(AuditEvent.id < before)
         with self.session() as s:
-            rows = list(s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit + 1)))
-            events = [
+            # Ids grow with time; (practice_id, id) is indexed, so a page costs the same anywhere.
+            rows = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
+            return [
                 EventRecord(
                     id=e.id,
                     at=_aware(e.at),
@@ -490,9 +517,8 @@ class Directory:
                     outcome=e.outcome,
                     reference=e.reference,
                 )
-                for e in rows[:limit]
+                for e in rows
             ]
-        return events, (events[-1].id if len(rows) > limit else None)
 
 
 class _Audit:

@@ -33,6 +33,7 @@ from core.extensions import carrier, directory
 from core.observability import DISCLOSURES, note_outcome
 from core.segments import fit_name, gsm7_only, shorten
 from store import clock, outbox
+from store.directory import TWILIO_ACTOR
 from store.models import DisclosureNotice
 from store.numbers import mask
 from store.outbox_rows import Outbox
@@ -233,6 +234,6 @@ def _notice_later(box: Outbox, row: DisclosureNotice, error: str) -> str:
 
 def _keep_opt_out(number: str) -> None:
     try:
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
     except SQLAlchemyError as exc:
         log.error("opt-out of %s not stored: %s", mask(number), type(exc).__name__)

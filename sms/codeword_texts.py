@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlencode
 
 from flask import current_app
 
@@ -25,10 +24,11 @@ from core.disclosures import Channel, Disclosure
 from core.errors import CarrierUnavailable, Conflict, NotFound
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES
+from core.public_urls import public_url
 from sms.messages import Texts
 from store import clock, outbox
 from store.codeword_texts import SENT, UNCONFIRMED, CodewordTexts, TextRecord
-from store.directory import PracticeRecord, UserRecord
+from store.directory import TWILIO_ACTOR, PracticeRecord, UserRecord
 from store.models import CodewordText
 from store.numbers import mask
 from store.outbox_rows import Outbox
@@ -73,8 +73,7 @@ def may_receive_codeword(user: UserRecord) -> bool:
 def status_callback_url(practice_id: str, text_id: str) -> str:
     """Where Twilio reports the text's delivery; the practice and our id ride in the
     signed query (the id finds a text whose MessageSid we never heard)."""
-    base = current_app.config["PUBLIC_BASE_URL"]
-    return f"{base}/sms/status?{urlencode({'practice_id': practice_id, 'text': text_id})}"
+    return public_url("sms.status", practice_id=practice_id, text=text_id)
 
 
 def ask(
@@ -163,7 +162,7 @@ def send_queued_text(text_id: str) -> str:
             validity_period=VALIDITY_PERIOD,
         )
     except RecipientOptedOut:
-        directory().opt_out(row.to_number)
+        directory().opt_out(row.to_number, actor=TWILIO_ACTOR)
         return _refuse(row, "opted out")
     except CarrierTimedOut:
         # It may have reached the admin: audited, notified, told; redacted once its

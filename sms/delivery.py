@@ -19,6 +19,7 @@ from core.errors import ServiceError
 from core.extensions import carrier, directory
 from sms.codeword_texts import find_text
 from store import clock, outbox
+from store.identifiers import is_identifier
 from store.models import Redaction
 
 log = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ log = logging.getLogger(__name__)
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
 TEXT_ID = re.compile(r"CT[0-9a-f]{32}")
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 # The actor recorded for what Twilio reports.
 TWILIO = "twilio"
 
@@ -41,7 +41,7 @@ def record_delivery(
     """
     if status not in FINAL_STATUSES or not MESSAGE_SID.fullmatch(message_sid):
         return "ignored"
-    if not IDENTIFIER.fullmatch(practice_id):
+    if not is_identifier(practice_id):
         _redact_now(message_sid)
         return status
     text = find_text(

@@ -6,6 +6,8 @@ service's keys apart from anything else sharing the Redis database.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 PREFIX = "cw"
 
 
@@ -23,7 +25,18 @@ def live_call(practice_id: str) -> str:
 
 
 def idempotency(actor: str, idempotency_key: str) -> str:
-    return key("idem", actor, idempotency_key)
+    """The key of one support token's Idempotency-Key.
+
+    The token's name is percent-encoded, ``:`` included, so that no two (name, key) pairs
+    meet: ``a:b`` with ``c`` and ``a`` with ``b:c`` would both read ``a:b:c``. Plain names
+    read as before.
+    """
+    return key("idem", quote(actor, safe=""), idempotency_key)
+
+
+def every_idempotency_key() -> str:
+    """A SCAN pattern matching the idempotency keys of every token."""
+    return key("idem", "*")
 
 
 def sms_choice(number: str) -> str:

@@ -203,7 +203,8 @@ def test_twilio_reporting_the_recipient_opted_out_is_kept_and_the_next_request_i
     sent.queue_error(400, 21610, "Attempt to send to unsubscribed recipient")
     assert ask(client).status_code == 202  # the worker learns it, not the request
     assert recorded_app.extensions["directory"].is_opted_out(ADMIN_CELL)
-    assert sms_events(client) == []
+    # No disclosure: only the opt-out Twilio reported, kept in the trail.
+    assert [(e["outcome"], e["actor"]) for e in sms_events(client)] == [("opted_out", "twilio")]
     response = ask(client)
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "recipient_opted_out"

@@ -37,7 +37,7 @@ from tests.gunicorn_flows import (
     request_call,
     seed,
 )
-from tests.helpers import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import ADMIN, ADMIN_TOKEN, METRICS, SUPPORT, SUPPORT_TOKEN
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, OUR_NUMBER, spellings
 from tests.workers import worker_process
@@ -191,7 +191,7 @@ def run_flows(
         deadline = time.monotonic() + 30
         while redactions_logged(worker.log_path) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        metrics = requests.get(f"{server.url}/metrics", timeout=5).text
+        metrics = requests.get(f"{server.url}/metrics", headers=METRICS, timeout=5).text
         log = server.log.read_text(encoding="utf-8", errors="replace")
         worker_log = worker.log_path.read_text(encoding="utf-8", errors="replace")
         lines = json_lines(server.log) + json_lines(worker.log_path)

@@ -24,7 +24,7 @@ from store.clock import now as clock_now
 from store.models import OutcomeEvent
 from store.outbox import EventToDeliver, Job, new_job_id
 from tests.events_receiver import EventsReceiver, events_receiver
-from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
+from tests.helpers import ADMIN, METRICS, SUPPORT, put_practice, put_user
 from tests.voice import CODEWORD, Clock
 from tests.workers import sweep, work
 
@@ -314,13 +314,13 @@ def test_metrics_show_the_background_work(
     app: Flask, client: FlaskClient, receiver: EventsReceiver, clock: Clock
 ) -> None:
     disclose(app)
-    metrics = client.get("/metrics").get_data(as_text=True)
+    metrics = client.get("/metrics", headers=METRICS).get_data(as_text=True)
     assert "codeword_jobs_queued 1.0" in metrics
     assert 'codeword_outcome_events{status="pending"} 1.0' in metrics
     assert "codeword_redactions_pending 0.0" in metrics
     assert 'codeword_outbox_oldest_pending_seconds{kind="event"}' in metrics
     work(app)
-    metrics = client.get("/metrics").get_data(as_text=True)
+    metrics = client.get("/metrics", headers=METRICS).get_data(as_text=True)
     assert "codeword_jobs_queued 0.0" in metrics
     assert "codeword_jobs_failed 0.0" in metrics
     assert 'codeword_outcome_events{status="delivered"} 1.0' in metrics

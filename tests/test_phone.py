@@ -32,6 +32,7 @@ from devservers.redis_server import RedisProcess
 from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
+from store.redis_client import connect
 from tests.helpers import (
     ADMIN,
     ADMIN_TOKEN,
@@ -669,9 +670,14 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
 ) -> None:
     """As docs/phone.md tells it, with no TWILIO_* set: the service and the phone in two
     processes share the auth token generated into instance/dev-secrets.json."""
+    # A Redis database of its own: this module's service runs a worker on the queue of
+    # database 0, which would take this session's jobs and find nothing of them in its own
+    # directory.
+    session_redis = redis_url.rsplit("/", 1)[0] + "/1"
+    connect(session_redis).flushdb()
     env = {
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "REDIS_URL": redis_url,
+        "REDIS_URL": session_redis,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'directory.sqlite3'}",
         "SUPPORT_TOKENS": f"demo={SUPPORT_TOKEN}",
         "TWILIO_ACCOUNT_SID": "",

@@ -16,8 +16,9 @@ from core.observability import init_app as init_observability
 from core.telephony import make_carrier
 from store.crypto import CodewordCipher
 from store.directory import Directory
+from store.keys import RATE_LIMITS
 from store.ratelimit import RateLimiter
-from store.redis_client import connect
+from store.redis_client import connect, limits_storage
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -36,12 +37,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = _NoSessions()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"))
 
-    redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
+    redis_client = app.config.get("REDIS_CLIENT")
+    limits_on = None
+    if redis_client is None:
+        redis_client = connect(app.config["REDIS_URL"])
+        limits_on = limits_storage(app.config["REDIS_URL"], RATE_LIMITS)
     app.extensions["redis"] = redis_client
     app.extensions["directory"] = Directory(
         app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
     )
-    app.extensions["limiter"] = RateLimiter(redis_client)
+    app.extensions["limiter"] = RateLimiter(redis_client, limits_on)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
     register_error_handlers(app)

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import traceback
 
-import redis
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
+
+from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +115,15 @@ def register_error_handlers(app: Flask) -> None:
             response = Response("", status=status)
         return response
 
-    @app.errorhandler(redis.RedisError)
-    def _redis_error(error: redis.RedisError) -> Response:
+    def _redis_error(error: Exception) -> Response:
+        # Also a failover's READONLY answer or a Sentinel naming no master yet.
         log.warning("redis unavailable: %s", type(error).__name__)
         if _is_webhook():
             return apology()
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
+
+    for redis_unavailable in REDIS_UNAVAILABLE:
+        app.register_error_handler(redis_unavailable, _redis_error)
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:

@@ -7,6 +7,7 @@ is kept only as an HMAC bound to its session, so Redis never holds it in clear.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import redis
 
 from ivr import session
-from store import keys
+from store import keys, replication
 
 CODE_DIGITS = 6
 CODE_LIFETIME = 10 * 60
@@ -98,18 +99,41 @@ class CodeCheck:
     audit: dict[str, str] | None = None
 
 
+# Verdicts whose write a failover must not undo: the disclosed (or verified) mark, a miss.
+ONE_TIME_WRITES = ("correct", "wrong", "locked")
+
+
 def check_code(
-    client: redis.Redis, call: session.CallerCheck, *, digits: str, secret_key: str, now: float
+    client: redis.Redis,
+    call: session.CallerCheck,
+    *,
+    digits: str,
+    secret_key: str,
+    now: float,
+    replicas: int = 0,
 ) -> CodeCheck:
-    """Check the digits keyed in on this call; count misses and silences; lock at three misses."""
+    """Check the digits keyed in on this call; count misses and silences; lock at three misses.
+
+    A right code or a miss counts only once ``replicas`` replicas hold it (WAIT):
+    otherwise NotReplicated is raised, the caller hears an apology and the call
+    ends, so a failover cannot bring back a used code or a spent try.
+    """
     submitted = code_hash(secret_key, call.session_id, digits) if digits else ""
-    reply = session.run_script(
+    raw, acknowledged = replication.run_acknowledged(
         client,
-        _SUBMIT_CODE,
+        session.script(client, _SUBMIT_CODE),
         [keys.call_session(call.session_id)],
         [now, call.call_sid, call.to, submitted, MAX_WRONG_CODES, MAX_REPROMPTS],
+        replicas,
     )
+    reply = session.flat_reply(raw)
     verdict = reply["verdict"]
+    if verdict in ONE_TIME_WRITES and not acknowledged:
+        if verdict == "correct":
+            # Nothing will be read out: the call ends as failed, not disclosed.
+            with contextlib.suppress(redis.RedisError):
+                session.undo_disclosure(client, call.session_id)
+        raise replication.NotReplicated(f"no replica acknowledged a {verdict} code in time")
     # Belt and braces: disclose only if Python's own comparison agrees with the script's.
     if verdict == "correct" and not same_code(reply.get("code_hash", ""), submitted):
         verdict = "ended"

@@ -9,7 +9,6 @@ is rolled back, and rate-limit slots are spent only once the call is placed.
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 import redis
@@ -60,8 +59,14 @@ def request_call(
 ) -> RequestedCall:
     """Call the practice's verified office number with a fresh challenge code."""
     client = redis_client()
-    idem_key = keys.idempotency(actor, idempotency_key) if idempotency_key else None
-    if idem_key:
+    idem_key = None
+    if idempotency_key:
+        owner = session.idempotency_key_owner(client, actor, idempotency_key, practice_id)
+        if owner != practice_id:
+            raise InvalidInput(
+                "this Idempotency-Key was used for another practice", code="idempotency_key_reused"
+            )
+        idem_key = keys.idempotency(practice_id, actor, idempotency_key)
         existing = session.idempotent_session_id(client, idem_key)
         if existing:
             return _replay(client, existing, practice_id)
@@ -109,7 +114,7 @@ def place_call(
     """
     client = redis_client()
     now = clock.now()
-    session_id = "VC" + secrets.token_hex(16)
+    session_id = keys.new_call_session_id(practice.id)
     code = challenge.new_code()
     secret_key = current_app.config["SECRET_KEY"]
     fields = {

@@ -256,9 +256,14 @@ def run_script(
     client: redis.Redis, source: str, keys_: list[str], args: list[Any]
 ) -> dict[str, str]:
     """Run a Lua script (EVALSHA, one round trip) whose reply is flat key/value pairs."""
-    reply = cast(list[Any], script(client, source)(keys=keys_, args=args))
+    return flat_reply(script(client, source)(keys=keys_, args=args))
+
+
+def flat_reply(reply: Any) -> dict[str, str]:
+    """A script's flat key/value reply as a dict."""
+    items = cast(list[Any], reply)
     return {
-        str(k): ("" if v is None else str(v)) for k, v in zip(reply[::2], reply[1::2], strict=True)
+        str(k): ("" if v is None else str(v)) for k, v in zip(items[::2], items[1::2], strict=True)
     }
 
 
@@ -385,6 +390,24 @@ def idempotent_session_id(client: redis.Redis, idempotency_redis_key: str) -> st
     return cast(str | None, client.get(idempotency_redis_key))
 
 
+def idempotency_key_owner(
+    client: redis.Redis, actor: str, idempotency_key: str, practice_id: str
+) -> str:
+    """The practice an ``Idempotency-Key`` belongs to: ``practice_id`` if it is new.
+
+    The key's calls live in their practice's hash slot; this one record (SET NX
+    GET, atomic) remembers which practice the key was first used for.
+    """
+    owner = client.set(
+        keys.idempotency_owner(actor, idempotency_key),
+        practice_id,
+        nx=True,
+        get=True,
+        ex=IDEMPOTENCY_TTL,
+    )
+    return cast(str | None, owner) or practice_id
+
+
 # Webhook steps ------------------------------------------------------------------
 
 
@@ -447,7 +470,7 @@ def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
     """
     swap = script(client, _RESEAL)
     count = 0
-    for key in client.scan_iter(match=keys.call_session("*"), count=500):
+    for key in client.scan_iter(match=keys.ALL_CALL_SESSIONS, count=500):
         sealed = cast(str | None, client.hget(key, "code_sealed"))
         if sealed:
             resealed = reseal(sealed.encode()).decode()

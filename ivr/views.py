@@ -6,7 +6,6 @@ import functools
 import logging
 from collections.abc import Callable
 
-import redis
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
@@ -16,8 +15,17 @@ from core.telephony import twilio_webhook
 from core.twiml import apology, say, twiml
 from ivr import steps, tokens
 from ivr.session import CallerCheck
+from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
+
+# What a call step answers with an apology rather than an error.
+STEP_FAILURES: tuple[type[Exception], ...] = (
+    *REDIS_UNAVAILABLE,
+    SQLAlchemyError,
+    ServiceError,
+    ValueError,
+)
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 
@@ -57,7 +65,7 @@ def verification_call_step(step: Step) -> Callable[[], Response]:
             return apology(ref.language)
         try:
             return twiml(step(ref, call))
-        except (redis.RedisError, SQLAlchemyError, ServiceError, ValueError) as exc:
+        except STEP_FAILURES as exc:
             log.warning(
                 "verification call %s: %s in %s",
                 ref.session_id,

@@ -24,7 +24,7 @@ from core.observability import RATE_LIMITED
 from core.telephony import RecipientOptedOut
 from ivr import challenge, clock, session
 from sms.messages import Texts
-from store import keys
+from store import keys, replication
 from store.directory import UserRecord
 from store.phone import mask
 from store.ratelimit import Rule
@@ -178,13 +178,19 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     user = _user(practice_id, user_id)
     number = user.cell_number or ""
     submitted = code_hash(practice_id, user_id, number, code)
-    reply = session.run_script(
-        redis_client(),
-        _CHECK,
+    client = redis_client()
+    raw, acknowledged = replication.run_acknowledged(
+        client,
+        session.script(client, _CHECK),
         [pending_key(practice_id, user_id)],
         [clock.now(), number, submitted, MAX_WRONG_CODES],
+        current_app.config["REDIS_REPLICA_ACKS"],
     )
+    reply = session.flat_reply(raw)
     verdict = reply["verdict"]
+    if not acknowledged and verdict in ("correct", "wrong", "burned", "number-changed"):
+        # A used code or a spent try that a failover could undo counts for nothing: 503.
+        raise replication.NotReplicated(f"no replica acknowledged a {verdict} code in time")
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
     if verdict == "correct" and not challenge.same_code(reply.get("code_hash", ""), submitted):
         verdict = "none"

@@ -2,28 +2,76 @@
 
 Every short-lived key has a TTL set where it is written; the prefix keeps this
 service's keys apart from anything else sharing the Redis database.
+
+On Redis Cluster a script or transaction may only touch keys of one hash slot,
+and a key's slot is the hash of its ``{hash tag}``. A verification call's keys
+(its session, its practice's live-call claim, the request's idempotency key)
+are one script's, so they share their practice's tag: a short digest of the
+practice id. The call's id carries that tag too (``VC`` + tag + random), so the
+session is found from the id alone. Practices spread over every slot; nothing
+uses one tag for all.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
+
 PREFIX = "cw"
+
+CALL_ID_PREFIX = "VC"
+# Hex digits of the practice's tag: 2**32 values spread well over 16384 slots.
+TAG_LENGTH = 8
 
 
 def key(*parts: str) -> str:
-    """Join parts into a namespaced Redis key, e.g. ``cw:call:<id>``."""
+    """Join parts into a namespaced Redis key, e.g. ``cw:sms-choice:<number>``."""
     return ":".join((PREFIX, *parts))
 
 
+def practice_tag(practice_id: str) -> str:
+    """The hash tag that puts a practice's call keys in one slot."""
+    return hashlib.blake2s(practice_id.encode(), digest_size=TAG_LENGTH // 2).hexdigest()
+
+
+def new_call_session_id(practice_id: str) -> str:
+    """A fresh verification call id: ``VC``, the practice's tag, 96 random bits (34 characters)."""
+    return CALL_ID_PREFIX + practice_tag(practice_id) + secrets.token_hex(12)
+
+
+def _call_tag(session_id: str) -> str:
+    # Any string maps to some key: a made-up id simply names a session that is not there.
+    return session_id[len(CALL_ID_PREFIX) : len(CALL_ID_PREFIX) + TAG_LENGTH]
+
+
 def call_session(session_id: str) -> str:
-    return key("call", session_id)
+    """The hash of one verification call, in its practice's slot."""
+    return key(f"{{{_call_tag(session_id)}}}", "call", session_id)
 
 
 def live_call(practice_id: str) -> str:
-    return key("live-call", practice_id)
+    """``<session id>|<expires at>`` of the practice's one live call."""
+    return key(f"{{{practice_tag(practice_id)}}}", "live-call", practice_id)
 
 
-def idempotency(actor: str, idempotency_key: str) -> str:
-    return key("idem", actor, idempotency_key)
+def idempotency(practice_id: str, actor: str, idempotency_key: str) -> str:
+    """The call an ``Idempotency-Key`` made, in the practice's slot (the same script's keys)."""
+    return key(f"{{{practice_tag(practice_id)}}}", "idem", actor, idempotency_key)
+
+
+def idempotency_owner(actor: str, idempotency_key: str) -> str:
+    """The practice an ``Idempotency-Key`` was first used for (reused for another: 422)."""
+    return key("idem-owner", actor, idempotency_key)
+
+
+# Patterns matching every key of a kind (SCAN MATCH), for maintenance and tests.
+ALL_CALL_SESSIONS = key("{*}", "call", "*")
+ALL_LIVE_CALLS = key("{*}", "live-call", "*")
+ALL_IDEMPOTENCY = key("{*}", "idem", "*")
+
+
+# The prefix of every key ``limits`` keeps (one key per rule and subject, one script each).
+RATE_LIMITS = key("limits")
 
 
 def sms_choice(number: str) -> str:

@@ -17,6 +17,8 @@ from tests import servers
 from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
 from tests.voice import Clock
 
+pytestmark = pytest.mark.redis_topologies
+
 CELL = "+12025550111"
 NEW_CELL = "+12025550177"
 CODEWORD = "maple-otter-47"

@@ -32,6 +32,8 @@ from tests.voice import (
     start_call,
 )
 
+pytestmark = pytest.mark.redis_topologies
+
 
 @pytest.fixture
 def practice(client: FlaskClient) -> None:
@@ -356,7 +358,7 @@ def test_every_key_of_a_call_expires(client: FlaskClient, redis_client: redis.Re
     body = request_call(client, headers={"Idempotency-Key": "k-1"}).get_json()
     session_ttl = redis_client.ttl(keys.call_session(body["id"]))
     live_ttl = redis_client.ttl(keys.live_call("p-1"))
-    idem_ttl = redis_client.ttl(keys.idempotency("helpdesk", "k-1"))
+    idem_ttl = redis_client.ttl(keys.idempotency("p-1", "helpdesk", "k-1"))
     assert 0 < live_ttl <= 600
     assert 600 < session_ttl <= 24 * 3600
     assert 600 < idem_ttl <= 24 * 3600

@@ -142,9 +142,9 @@ def test_the_call_twilio_placed_runs_end_to_end(
 def _leaves_nothing_behind(
     client: FlaskClient, redis_client: redis.Redis, recorder: servers.TwilioRecorder
 ) -> None:
-    assert redis_client.keys(keys.call_session("*")) == []
-    assert redis_client.keys(keys.live_call("*")) == []
-    assert redis_client.keys(keys.idempotency("*", "*")) == []
+    assert redis_client.keys(keys.ALL_CALL_SESSIONS) == []
+    assert redis_client.keys(keys.ALL_LIVE_CALLS) == []
+    assert redis_client.keys(keys.ALL_IDEMPOTENCY) == []
     # No rate-limit slot was spent: three calls still go through this hour.
     for _ in range(3):
         response = request_call(client)

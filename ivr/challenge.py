@@ -119,16 +119,18 @@ def check_code(
     ends, so a failover cannot bring back a used code or a spent try.
     """
     submitted = code_hash(secret_key, call.session_id, digits) if digits else ""
-    raw, acknowledged = replication.run_acknowledged(
-        client,
-        session.script(client, _SUBMIT_CODE),
-        [keys.call_session(call.session_id)],
-        [now, call.call_sid, call.to, submitted, MAX_WRONG_CODES, MAX_REPROMPTS],
-        replicas,
-    )
-    reply = session.flat_reply(raw)
-    verdict = reply["verdict"]
-    if verdict in ONE_TIME_WRITES and not acknowledged:
+    session_key = keys.call_session(call.session_id)
+    with replication.one_connection(client, session_key) as connection:
+        reply = session.flat_reply(
+            connection.run(
+                session.script(client, _SUBMIT_CODE),
+                [session_key],
+                [now, call.call_sid, call.to, submitted, MAX_WRONG_CODES, MAX_REPROMPTS],
+            )
+        )
+        verdict = reply["verdict"]
+        acknowledged = verdict not in ONE_TIME_WRITES or connection.replicated(replicas)
+    if not acknowledged:
         if verdict == "correct":
             # Nothing will be read out: the call ends as failed, not disclosed.
             with contextlib.suppress(redis.RedisError):

@@ -178,18 +178,21 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     user = _user(practice_id, user_id)
     number = user.cell_number or ""
     submitted = code_hash(practice_id, user_id, number, code)
-    client = redis_client()
-    raw, acknowledged = replication.run_acknowledged(
-        client,
-        session.script(client, _CHECK),
-        [pending_key(practice_id, user_id)],
-        [clock.now(), number, submitted, MAX_WRONG_CODES],
-        current_app.config["REDIS_REPLICA_ACKS"],
-    )
-    reply = session.flat_reply(raw)
-    verdict = reply["verdict"]
-    if not acknowledged and verdict in ("correct", "wrong", "burned", "number-changed"):
+    client, key = redis_client(), pending_key(practice_id, user_id)
+    with replication.one_connection(client, key) as connection:
+        reply = session.flat_reply(
+            connection.run(
+                session.script(client, _CHECK),
+                [key],
+                [clock.now(), number, submitted, MAX_WRONG_CODES],
+            )
+        )
+        verdict = reply["verdict"]
         # A used code or a spent try that a failover could undo counts for nothing: 503.
+        acknowledged = verdict not in ("correct", "wrong", "burned", "number-changed") or (
+            connection.replicated(current_app.config["REDIS_REPLICA_ACKS"])
+        )
+    if not acknowledged:
         raise replication.NotReplicated(f"no replica acknowledged a {verdict} code in time")
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
     if verdict == "correct" and not challenge.same_code(reply.get("code_hash", ""), submitted):

@@ -3,24 +3,25 @@
 Redis replicates asynchronously; a master that fails over before its replica
 received a write loses it. For one-time state (a call's "disclosed" mark, its
 wrong-code count) that would hand out a second disclosure or a fourth try. So
-such a step runs its script and ``WAIT <replicas> <timeout>`` on one connection,
-in one round trip, and the caller acts on the result only once enough replicas
-hold it. WAIT cannot run inside Lua; it counts the writes made on its own
-connection, hence the pipeline on a single connection.
+such a step runs its script on one connection and, when the script wrote one of
+those, ``WAIT <replicas> <timeout>`` on that same connection (WAIT counts the
+writes of its own connection, and cannot run inside Lua); the caller acts on the
+outcome only once enough replicas hold it, and fails closed otherwise.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, cast
 
 import redis
 from redis.commands.core import Script
 
 from store.redis_client import SOCKET_TIMEOUT, is_cluster
 
-# Well inside the socket timeout, so a missing acknowledgement is an answer (0), not a timeout.
-WAIT_MILLISECONDS = int(SOCKET_TIMEOUT * 1000 * 0.6)
+# A healthy replica acknowledges within a millisecond or two; past this, it is not there.
+WAIT_MILLISECONDS = 100
 
 
 class NotReplicated(redis.RedisError):
@@ -30,42 +31,50 @@ class NotReplicated(redis.RedisError):
     """
 
 
-def run_acknowledged(
-    client: redis.Redis,
-    script: Script,
-    keys: Sequence[str],
-    args: Sequence[Any],
-    replicas: int,
-) -> tuple[Any, bool]:
-    """Run ``script``; return its reply and whether ``replicas`` replicas hold what it wrote.
+class OneConnection:
+    """A connection taken from the pool for one step: its script, then perhaps WAIT."""
 
-    With ``replicas`` 0 it is an ordinary script call, acknowledged by definition.
-    """
-    if replicas <= 0:
-        return script(keys=list(keys), args=list(args)), True
-    target = client
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """EVALSHA ``script``; a master that has not got it yet (restarted, promoted) loads it."""
+        try:
+            return self._command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:
+            self._command("SCRIPT", "LOAD", script.script)
+            return self._command("EVALSHA", script.sha, len(keys), *keys, *args)
+
+    def replicated(self, replicas: int) -> bool:
+        """Whether ``replicas`` replicas hold every write this connection made."""
+        if replicas <= 0:
+            return True
+        self._connection.send_command("WAIT", replicas, WAIT_MILLISECONDS)
+        # WAIT answers when enough replicas acknowledged or its timeout passed.
+        acknowledged = self._connection.read_response(
+            timeout=SOCKET_TIMEOUT + WAIT_MILLISECONDS / 1000
+        )
+        return int(acknowledged) >= replicas
+
+    def _command(self, *args: Any) -> Any:
+        self._connection.send_command(*args)
+        return self._connection.read_response()
+
+
+@contextlib.contextmanager
+def one_connection(client: redis.Redis, key: str) -> Iterator[OneConnection]:
+    """A connection to the master holding ``key``, held for the whole step."""
+    target: Any = client
     if is_cluster(client):
-        # A cluster pipeline would send WAIT to some node of its choosing; this
-        # key's master is the one whose replicas must have the write.
         cluster: Any = client
-        target = cluster.get_redis_connection(cluster.get_node_from_key(keys[0]))
-    reply, acknowledged = _script_then_wait(target, script, keys, args, replicas)
-    if isinstance(reply, redis.exceptions.NoScriptError):
-        # A restarted or newly promoted master has no scripts yet: load it, once.
-        target.script_load(script.script)
-        reply, acknowledged = _script_then_wait(target, script, keys, args, replicas)
-    if isinstance(reply, Exception):
-        raise reply
-    return reply, acknowledged
-
-
-def _script_then_wait(
-    target: redis.Redis, script: Script, keys: Sequence[str], args: Sequence[Any], replicas: int
-) -> tuple[Any, bool]:
-    pipe = target.pipeline(transaction=False)
-    pipe.evalsha(script.sha, len(keys), *keys, *args)
-    pipe.wait(replicas, WAIT_MILLISECONDS)
-    reply, acked = pipe.execute(raise_on_error=False)
-    if isinstance(acked, Exception) and not isinstance(reply, Exception):
-        raise acked
-    return reply, isinstance(acked, int) and acked >= replicas
+        target = cluster.get_redis_connection(cluster.get_node_from_key(key))
+    pool = cast(redis.ConnectionPool, target.connection_pool)
+    connection: Any = pool.get_connection()
+    try:
+        yield OneConnection(connection)
+    except BaseException:
+        # Half a conversation may be left on it: never hand it to someone else.
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)

@@ -490,19 +490,21 @@ def test_each_webhook_step_is_one_redis_round_trip(
     call.status("completed")
     body, call = start_call(client)
 
+    # A keyed code also waits for a replica to hold it, where one must (Sentinel's default).
+    wait = 1 if client.application.config["REDIS_REPLICA_ACKS"] else 0
     steps = [
-        lambda: call.status("ringing"),
-        call.answer,
-        lambda: call.press(a_wrong_code(body["challenge_code"])),
-        call.stay_silent,
-        lambda: call.press(body["challenge_code"]),
-        lambda: call.press("1"),
-        lambda: call.status("completed"),
+        (lambda: call.status("ringing"), 1),
+        (call.answer, 1),
+        (lambda: call.press(a_wrong_code(body["challenge_code"])), 1 + wait),
+        (call.stay_silent, 1),
+        (lambda: call.press(body["challenge_code"]), 1 + wait),
+        (lambda: call.press("1"), 1),
+        (lambda: call.status("completed"), 1),
     ]
-    for step in steps:
+    for step, round_trips in steps:
         sent.clear()
         step()
-        assert len(sent) == 1
+        assert len(sent) == round_trips
 
 
 # The audit trail ----------------------------------------------------------------------

@@ -95,3 +95,26 @@ def test_a_lost_cluster_master_is_503_for_the_api_and_an_apology_on_the_phone(
     heard = call.answer()
     assert hangs_up(heard) and "sorry" in said(heard).lower()
     assert isinstance(app.extensions["redis"], redis.cluster.RedisCluster)
+
+
+def test_a_live_call_keeps_under_two_kilobytes_in_redis(
+    make_app: Callable[..., Flask], redis_client: redis.Redis
+) -> None:
+    """MEMORY USAGE of everything one call keeps, with an Idempotency-Key (its largest)."""
+    client = make_app().test_client()
+    setup_practice(client)
+    asked = client.post(
+        "/api/v1/verification-calls",
+        json={"practice_id": "p-1", "requested_by": "Dr. Ana Ruiz (owner)"},
+        headers={**SUPPORT, "Idempotency-Key": "ticket-00012345-call"},
+    )
+    assert asked.status_code == 201
+    call_keys = [
+        keys.call_session(asked.get_json()["id"]),
+        keys.live_call("p-1"),
+        keys.idempotency("p-1", "helpdesk", "ticket-00012345-call"),
+        keys.idempotency_owner("helpdesk", "ticket-00012345-call"),
+    ]
+    sizes = [redis_client.memory_usage(key, samples=0) for key in call_keys]
+    assert all(sizes), dict(zip(call_keys, sizes, strict=True))
+    assert sum(sizes) < 2048, dict(zip(call_keys, sizes, strict=True))

@@ -32,14 +32,14 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 
 def on_starting(server):
-    """Prepare the database once, in the master, before any worker serves."""
+    """Migrate the database once, in the master, before any worker serves."""
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
     from core import create_app
 
     app = create_app()
-    app.extensions["directory"].create_all()
+    app.extensions["directory"].migrate()
 
 
 def child_exit(server, worker):

@@ -13,6 +13,7 @@ from core.config import load_config
 from core.errors import register_error_handlers
 from core.observability import configure_logging
 from core.observability import init_app as init_observability
+from core.rate_limits import RateLimits
 from core.telephony import make_carrier
 from store.crypto import CodewordCipher
 from store.directory import Directory
@@ -47,6 +48,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
     )
     app.extensions["limiter"] = RateLimiter(redis_client, limits_on)
+    app.extensions["rate_limits"] = RateLimits(app.config)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 
     register_error_handlers(app)

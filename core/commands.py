@@ -9,12 +9,14 @@ from flask.cli import with_appcontext
 
 from core.extensions import directory, redis_client
 from ivr.session import reseal_codes
+from store import schema
 
 
 def register(app: Flask) -> None:
     from phone.cli import phone
 
     app.cli.add_command(init_db)
+    app.cli.add_command(db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
     app.cli.add_command(phone)
@@ -23,9 +25,30 @@ def register(app: Flask) -> None:
 @click.command("init-db")
 @with_appcontext
 def init_db() -> None:
-    """Create the directory's tables if they do not exist."""
-    directory().create_all()
-    click.echo("database ready")
+    """Create the directory's tables, or migrate them to the newest schema."""
+    directory().migrate()
+    click.echo(f"database ready at revision {schema.current(directory().engine)}")
+
+
+@click.group("db")
+def db() -> None:
+    """The directory's schema (Alembic migrations)."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def db_upgrade(revision: str) -> None:
+    """Migrate the directory to REVISION (default: the newest)."""
+    schema.upgrade(directory().engine, revision)
+    click.echo(f"database at revision {schema.current(directory().engine)}")
+
+
+@db.command("current")
+@with_appcontext
+def db_current() -> None:
+    """Print the revision the directory is at, and the newest this code knows."""
+    click.echo(f"database: {schema.current(directory().engine) or 'none'}; newest: {schema.head()}")
 
 
 @click.command("rotate-codeword-keys")
@@ -53,7 +76,7 @@ def seed_demo() -> None:
     if current_app.config["APP_ENV"] == "production":
         raise click.ClickException("demo data is for development only")
     store = directory()
-    store.create_all()
+    store.migrate()
     practice, created = store.put_practice(
         DEMO_PRACTICE,
         name="Bright Smiles Dental",

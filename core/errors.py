@@ -14,6 +14,7 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
+from store.errors import LimitExceeded
 from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -55,12 +56,22 @@ class InvalidInput(ServiceError):
 
 
 class RateLimited(ServiceError):
+    """429: the body names the limit and the seconds to wait, as ``Retry-After`` does."""
+
     status, code = 429, "rate_limited"
 
     def __init__(self, message: str, retry_after: int, **details: object) -> None:
         super().__init__(message)
-        self.details = details
         self.retry_after = max(1, retry_after)
+        self.details = {"retry_after": self.retry_after, **details}
+
+    @classmethod
+    def from_exceeded(cls, exceeded: LimitExceeded) -> RateLimited:
+        message = (
+            f"too many requests: {exceeded.limit} allows {exceeded.allowed};"
+            f" try again in {exceeded.retry_after} seconds"
+        )
+        return cls(message, exceeded.retry_after, limit=exceeded.limit)
 
 
 class CarrierUnavailable(ServiceError):
@@ -94,6 +105,12 @@ def register_error_handlers(app: Flask) -> None:
         if _is_webhook():
             return apology()
         return error_response(error)
+
+    @app.errorhandler(LimitExceeded)
+    def _limit_exceeded(error: LimitExceeded) -> Response:
+        if _is_webhook():
+            return apology()
+        return error_response(RateLimited.from_exceeded(error))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:

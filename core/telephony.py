@@ -23,6 +23,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.request_validator import RequestValidator
 from twilio.rest import Client
+from urllib3.exceptions import MaxRetryError, NewConnectionError
 from werkzeug.datastructures import MultiDict
 
 from core.errors import CarrierUnavailable, Conflict, ServiceError
@@ -115,7 +116,7 @@ class RecipientOptedOut(Conflict):
 
 
 class CarrierTimedOut(CarrierUnavailable):
-    """Twilio took the request but did not answer in time: it may still carry it out."""
+    """Twilio may have taken the request but did not answer (in time): it may carry it out."""
 
 
 @dataclass(frozen=True)
@@ -153,9 +154,27 @@ class Carrier(Protocol):
 def _carrier_error(exc: Exception) -> ServiceError:
     if isinstance(exc, TwilioRestException) and exc.code in OPTED_OUT_ERRORS:
         return RecipientOptedOut("the recipient has opted out of texts from this number")
-    if isinstance(exc, requests.ReadTimeout):
+    if _may_have_reached_twilio(exc):
         return CarrierTimedOut("the phone carrier did not answer in time, try again")
     return CarrierUnavailable("the phone carrier is unavailable, try again")
+
+
+def _may_have_reached_twilio(exc: Exception) -> bool:
+    """Whether the request may have been carried out although it failed.
+
+    Not when Twilio answered with an error, nor when no connection was made; any
+    failure once the request was on its way (no answer in time, the connection
+    dropped, a broken answer) leaves it unknown.
+    """
+    if isinstance(exc, TwilioException | requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.ConnectionError):
+        cause = exc.args[0] if exc.args else None
+        never_connected = isinstance(cause, MaxRetryError) and isinstance(
+            cause.reason, NewConnectionError
+        )
+        return not never_connected
+    return True
 
 
 class TwilioCarrier:

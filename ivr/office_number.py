@@ -8,14 +8,10 @@ if it is still the number called. The codeword is never read on this call.
 
 from __future__ import annotations
 
-from flask import current_app
-from limits import parse_many
-
-from core.errors import NotFound, RateLimited
-from core.extensions import directory, limiter, redis_client
-from core.observability import RATE_LIMITED
+from core import rate_limits
+from core.errors import NotFound
+from core.extensions import directory, redis_client
 from ivr import outbound, session
-from store.ratelimit import Rule
 
 # Audit outcomes of an office-number call; other final statuses read
 # ``office_verification_<status>``, e.g. ``office_verification_no-answer``.
@@ -27,14 +23,6 @@ def audit_outcome(status: str) -> str:
     return OUTCOMES.get(status, f"office_verification_{status}")
 
 
-def rate_limit_rules(practice_id: str) -> list[Rule]:
-    """Per practice (3/hour by default, ``OFFICE_VERIFICATIONS_PER_PRACTICE``)."""
-    return [
-        Rule(limit, "office-verification:practice", practice_id)
-        for limit in parse_many(current_app.config["OFFICE_VERIFICATIONS_PER_PRACTICE"])
-    ]
-
-
 def request_verification(
     practice_id: str, *, actor: str, requested_by: str | None
 ) -> outbound.RequestedCall:
@@ -42,19 +30,15 @@ def request_verification(
     practice = directory().get_practice(practice_id)
     if practice is None:
         raise NotFound("no such practice")
-    rules = rate_limit_rules(practice.id)
-    try:
-        limiter().check(*rules, message="too many office number verifications, try again later")
-    except RateLimited:
-        RATE_LIMITED.labels("office_verification").inc()
-        raise
-    return outbound.place_call(
-        practice,
-        purpose=session.OFFICE,
-        actor=actor,
-        requested_by=requested_by or actor,
-        rules=rules,
-    )
+    reservation = rate_limits.reserve_office_verification(practice.id)
+    with rate_limits.given_back_on_failure(reservation):
+        return outbound.place_call(
+            practice,
+            purpose=session.OFFICE,
+            actor=actor,
+            requested_by=requested_by or actor,
+            reservation=reservation,
+        )
 
 
 def get_verification(practice_id: str, verification_id: str) -> session.CallSession:

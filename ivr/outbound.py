@@ -1,9 +1,9 @@
 """Placing an outbound verification call: support's codeword call, or an office-number check.
 
-Order matters so that a failure leaves nothing behind: every check and rate
-limit first, then the session is reserved (which also claims the practice's
-single live call), then the call is placed; if the carrier fails the session
-is rolled back, and rate-limit slots are spent only once the call is placed.
+Order matters so that a failure leaves nothing behind: every check first, then
+the rate-limit slots are reserved, then the session (which also claims the
+practice's single live call), then the call is placed; if the carrier fails the
+session is rolled back, and the slots are given back unless the call may have gone.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ from dataclasses import dataclass
 
 import redis
 from flask import current_app
-from limits import parse_many
 
-from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound, RateLimited
-from core.extensions import carrier, directory, limiter, redis_client
-from core.observability import CALLS_TRIGGERED, RATE_LIMITED
+from core import rate_limits
+from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound
+from core.extensions import carrier, directory, redis_client
+from core.observability import CALLS_TRIGGERED
 from ivr import challenge, clock, session, tokens
 from store import keys
 from store.directory import PracticeRecord
-from store.ratelimit import Rule
+from store.errors import LimitExceeded
+from store.ratelimit import Reservation
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,6 @@ class RequestedCall:
     call: session.CallSession
     challenge_code: str | None
     replayed: bool
-
-
-def rate_limit_rules(practice_id: str, actor: str) -> list[Rule]:
-    """Per practice (3/hour, 10/day by default) and per support token (30/hour)."""
-    config = current_app.config
-    rules = [
-        Rule(limit, "verification-call:practice", practice_id)
-        for limit in parse_many(config["VERIFICATION_CALLS_PER_PRACTICE"])
-    ]
-    rules += [
-        Rule(limit, "verification-call:support-token", actor)
-        for limit in parse_many(config["VERIFICATION_CALLS_PER_SUPPORT_TOKEN"])
-    ]
-    return rules
 
 
 def request_call(
@@ -81,21 +68,23 @@ def request_call(
     if not practice.has_codeword:
         raise Conflict("the practice has no codeword yet", code="no_codeword")
 
-    rules = rate_limit_rules(practice.id, actor)
     try:
-        limiter().check(*rules, message="too many verification calls, try again later")
-    except RateLimited:
-        RATE_LIMITED.labels("verification_call").inc()
-        raise
-
-    return place_call(
-        practice,
-        purpose=session.CODEWORD,
-        actor=actor,
-        requested_by=requested_by,
-        rules=rules,
-        idem_key=idem_key,
-    )
+        reservation = rate_limits.reserve_verification_call(practice.id, actor)
+    except LimitExceeded:
+        # A repeat that raced the first request past the look-up above is no second request.
+        existing = session.idempotent_session_id(client, idem_key) if idem_key else None
+        if existing is None:
+            raise
+        return _replay(client, existing, practice_id)
+    with rate_limits.given_back_on_failure(reservation):
+        return place_call(
+            practice,
+            purpose=session.CODEWORD,
+            actor=actor,
+            requested_by=requested_by,
+            reservation=reservation,
+            idem_key=idem_key,
+        )
 
 
 def place_call(
@@ -104,12 +93,13 @@ def place_call(
     purpose: str,
     actor: str,
     requested_by: str,
-    rules: list[Rule],
+    reservation: Reservation,
     idem_key: str | None = None,
 ) -> RequestedCall:
-    """Reserve a session with a fresh code, call the office number, spend ``rules``.
+    """Reserve a session with a fresh code, call the office number.
 
-    The caller has checked the practice and the limits. A practice with a live
+    The caller has checked the practice and reserved the rate-limit slots, which it
+    gives back if this fails before the call may have gone. A practice with a live
     call gets 409 naming it; if the carrier fails, nothing is left behind.
     """
     client = redis_client()
@@ -146,6 +136,7 @@ def place_call(
         fields=fields,
     )
     if verdict == "idempotent":
+        rate_limits.give_back(reservation)
         return _replay(client, named, practice.id)
     if verdict == "live":
         raise Conflict(
@@ -167,6 +158,7 @@ def place_call(
     except BaseException:
         _rollback_quietly(client, session_id, practice.id, idem_key)
         raise
+    reservation.keep()
 
     status = session.TWILIO_STATUSES.get(placed.status, "queued")
     if status not in session.IN_PROGRESS:
@@ -175,7 +167,6 @@ def place_call(
         if not session.mark_placed(client, session_id, practice.id, placed.sid, status):
             log.warning("verification call %s: the carrier named another call", session_id)
             raise CarrierUnavailable("the phone carrier gave an inconsistent answer")
-        limiter().hit(*rules)
     except redis.RedisError:
         # The call is ringing: report it rather than an error the caller would retry.
         log.warning("verification call %s placed, but its bookkeeping failed", session_id)

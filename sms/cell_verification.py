@@ -18,16 +18,15 @@ from dataclasses import dataclass
 import redis
 from flask import current_app
 
-from core.errors import Conflict, InvalidInput, NotFound, RateLimited
-from core.extensions import carrier, directory, limiter, redis_client
-from core.observability import RATE_LIMITED
+from core import rate_limits
+from core.errors import Conflict, InvalidInput, NotFound
+from core.extensions import carrier, directory, redis_client
 from core.telephony import RecipientOptedOut
 from ivr import challenge, clock, session
 from sms.messages import Texts
 from store import keys, replication
 from store.directory import UserRecord
 from store.phone import mask
-from store.ratelimit import Rule
 
 log = logging.getLogger(__name__)
 
@@ -98,15 +97,6 @@ def code_hash(practice_id: str, user_id: str, number: str, code: str) -> str:
     return challenge.code_hash(current_app.config["SECRET_KEY"], binding, code)
 
 
-def rate_limit_rule(practice_id: str, user_id: str) -> Rule:
-    """Codes texted to one user (3 an hour by default, ``CELL_VERIFICATION_TEXTS_PER_USER``)."""
-    return Rule.of(
-        current_app.config["CELL_VERIFICATION_TEXTS_PER_USER"],
-        "cell-verification:user",
-        f"{practice_id}/{user_id}",
-    )
-
-
 def _user(practice_id: str, user_id: str) -> UserRecord:
     if directory().get_practice(practice_id) is None:
         raise NotFound("no such practice")
@@ -124,13 +114,13 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
         raise Conflict("the user has no cell number", code="no_cell_number")
     if directory().is_opted_out(number):
         raise RecipientOptedOut("the recipient has opted out of texts from this number")
-    rule = rate_limit_rule(practice_id, user_id)
-    try:
-        limiter().check(rule, message="too many verification codes to this user, try again later")
-    except RateLimited:
-        RATE_LIMITED.labels("cell_verification").inc()
-        raise
+    reservation = rate_limits.reserve_cell_verification_text(practice_id, user_id)
+    with rate_limits.given_back_on_failure(reservation):
+        return _text_code(practice_id, user_id, number)
 
+
+def _text_code(practice_id: str, user_id: str, number: str) -> SentCode:
+    """Store a fresh code for the user, then text it; if it cannot go, forget it."""
     code = challenge.new_code()
     digest = code_hash(practice_id, user_id, number, code)
     expires_at = clock.now() + CODE_LIFETIME
@@ -161,14 +151,6 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
     except BaseException:
         _forget_quietly(key, digest)
         raise
-    try:
-        limiter().hit(rule)
-    except redis.RedisError as exc:
-        log.warning(
-            "cell verification code to %s sent but not counted: %s",
-            mask(number),
-            type(exc).__name__,
-        )
     log.info("cell verification code texted to %s for %s/%s", mask(number), practice_id, user_id)
     return SentCode(to=mask(number) or "", expires_at=expires_at)
 

@@ -15,8 +15,10 @@
 - A number texting more than SMS_INBOUND_PER_NUMBER is dropped without a reply.
 
 Redis: one round trip before deciding (the flood count, the codeword-text
-windows and any pending list, in one pipeline) and at most one after (the
-spends of a sent codeword text, or storing a list).
+windows and any pending list, in one pipeline) and at most one after (reserving
+a codeword text's slots before it goes, or storing a list). The windows read
+first spare a text over the limit that second trip; the reservation is what
+holds when texts arrive together.
 """
 
 from __future__ import annotations
@@ -28,19 +30,18 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import background
+from core import background, rate_limits
 from core.errors import CarrierUnavailable
 from core.extensions import directory, limiter, redis_client
-from core.observability import RATE_LIMITED
 from core.telephony import RecipientOptedOut
 from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
 from sms.keywords import Keyword, Kind, parse_keyword
-from sms.limits import inbound_rule, number_rule, practice_rule
 from sms.messages import Texts
 from store import keys
 from store.directory import PracticeRecord, UserRecord
+from store.errors import LimitExceeded
 from store.phone import InvalidNumber, mask, normalise
-from store.ratelimit import Pending, Window
+from store.ratelimit import Pending, Reservation, Window
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ def answer_inbound_text(sender: str, body: str) -> Answer:
     )
     looked_up = look_up(number, keyword, admin_of)
 
-    if not looked_up.accepted.value:
-        RATE_LIMITED.labels("sms-inbound").inc()
+    if not looked_up.accepted:
+        rate_limits.refused(rate_limits.SMS_INBOUND)
         return Answer(None, "flood")
     if keyword.kind is Kind.HELP:
         return Answer(texts.help, "help")
@@ -107,30 +108,40 @@ def answer_inbound_text(sender: str, body: str) -> Answer:
 class LookedUp:
     """What one Redis round trip told about a sender before deciding."""
 
-    accepted: Pending[bool]
-    number_window: Pending[Window] | None = None
-    practice_windows: dict[str, Pending[Window]] = field(default_factory=dict)
+    flood_spends: list[Pending[bool]]
+    number_windows: list[Pending[Window]] = field(default_factory=list)
+    practice_windows: dict[str, list[Pending[Window]]] = field(default_factory=dict)
     pending_list: Pending[str | None] | None = None
+
+    @property
+    def accepted(self) -> bool:
+        """Whether the text is within the flood limit (it was counted either way)."""
+        return all(spent.value for spent in self.flood_spends)
 
     def open(self, practice_id: str | None = None) -> bool:
         """Whether another codeword text may go to this number (and of that practice)."""
-        windows = [self.number_window]
+        windows = list(self.number_windows)
         if practice_id is not None:
-            windows.append(self.practice_windows.get(practice_id))
-        return all(w is not None and w.value.open for w in windows)
+            if practice_id not in self.practice_windows:
+                return False
+            windows += self.practice_windows[practice_id]
+        return bool(windows) and all(w.value.open for w in windows)
 
 
 def look_up(number: str, keyword: Keyword, admin_of: list[Admin]) -> LookedUp:
     """One round trip: count the text against the flood limit and, for an admin, read
     the codeword-text windows and take any pending practice list."""
     batch = limiter().batch()
-    looked_up = LookedUp(accepted=batch.spend(inbound_rule(number)))
+    looked_up = LookedUp([batch.spend(rule) for rule in rate_limits.inbound_texts_from(number)])
     if admin_of:
-        looked_up.number_window = batch.window(number_rule(number))
+        looked_up.number_windows = [
+            batch.window(rule) for rule in rate_limits.codeword_texts_to(number)
+        ]
         # A list to choose from needs no practice window yet; a text about to go does.
         if keyword.kind is Kind.CHOICE or len(admin_of) == 1:
             looked_up.practice_windows = {
-                p.id: batch.window(practice_rule(p.id)) for _, p in admin_of
+                p.id: [batch.window(rule) for rule in rate_limits.codeword_texts_of(p.id)]
+                for _, p in admin_of
             }
         if keyword.kind is Kind.CHOICE:
             looked_up.pending_list = batch.command(
@@ -193,7 +204,7 @@ def opt_out(number: str) -> None:
 
 
 def limit_reached(texts: Texts) -> Answer:
-    RATE_LIMITED.labels("sms-codeword").inc()
+    rate_limits.refused(rate_limits.SMS_CODEWORD)
     return Answer(texts.limit_reached, "rate-limited")
 
 
@@ -205,21 +216,32 @@ def offer_practices(number: str, admin_of: list[Admin], texts: Texts) -> Answer:
 
 
 def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> Answer:
-    """Send the codeword by REST on the background pool, waiting for it SEND_WAIT at most.
+    """Reserve the text's slots, then send the codeword by REST on the background pool,
+    waiting for it SEND_WAIT at most.
 
     Sent in time, the webhook answers nothing; a send still going on gets a reply
-    saying so, and ends in the pool as it would have here (audited, counted, notified).
+    saying so, and ends in the pool as it would have here (audited, notified).
     """
     try:
-        return background.call(lambda: send_to_admin(user, practice, texts), timeout=SEND_WAIT)
+        reservation = rate_limits.reserve_codeword_text(user.cell_number or "", practice.id)
+    except LimitExceeded:
+        # Another text of this number or practice took the last slot meanwhile.
+        return Answer(texts.limit_reached, "rate-limited")
+    try:
+        return background.call(
+            lambda: send_to_admin(user, practice, texts, reservation), timeout=SEND_WAIT
+        )
     except TimeoutError:
         return Answer(texts.taking_longer, "sending")
 
 
-def send_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> Answer:
+def send_to_admin(
+    user: UserRecord, practice: PracticeRecord, texts: Texts, reservation: Reservation
+) -> Answer:
     """Text the codeword to the admin who asked for it; what to reply then."""
     try:
-        send_codeword_text(practice, user, actor=SELF, requested_by=user.name)
+        with rate_limits.given_back_on_failure(reservation):
+            send_codeword_text(practice, user, actor=SELF, requested_by=user.name)
     except NoCodeword:
         return Answer(texts.no_codeword(practice.name), "no-codeword")
     except RecipientOptedOut:

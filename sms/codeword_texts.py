@@ -14,21 +14,19 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-import redis
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
+from core import rate_limits
 from core.errors import Conflict, NotFound
-from core.extensions import carrier, directory, limiter
-from core.observability import DISCLOSURES, RATE_LIMITED
+from core.extensions import carrier, directory
+from core.observability import DISCLOSURES
 from core.telephony import CarrierTimedOut, RecipientOptedOut
 from ivr import clock
 from sms import notices
-from sms.limits import number_rule, practice_rule
 from sms.messages import Texts
 from store.directory import PracticeRecord, UserRecord
 from store.phone import mask
-from store.ratelimit import refuse_if_exhausted
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +66,14 @@ def status_callback_url(practice_id: str) -> str:
 def send_codeword_text(
     practice: PracticeRecord, user: UserRecord, *, actor: str, requested_by: str | None
 ) -> CodewordText:
-    """Text the codeword to ``user``'s verified cell, record it, count it.
+    """Text the codeword to ``user``'s verified cell and record it.
 
-    The caller has checked the limits. Raises NoCodeword, RecipientOptedOut (also
-    when Twilio reports error 21610, which is then kept as our opt-out too) or
-    CarrierUnavailable; nothing is recorded or counted then, unless Twilio took the
-    text and did not answer in time (CarrierTimedOut): it may be on its way, so it is
-    audited as ``unconfirmed`` and counted.
+    The caller has reserved the rate-limit slots (core/rate_limits.py). Raises
+    NoCodeword, RecipientOptedOut (also when Twilio reports error 21610, which is then
+    kept as our opt-out too) or CarrierUnavailable; nothing is recorded then and the
+    caller gives the slots back, unless Twilio took the text and did not answer in time
+    (CarrierTimedOut): it may be on its way, so it is audited as ``unconfirmed`` and
+    its slots stay spent.
     """
     if not may_receive_codeword(user) or user.cell_number is None:
         raise Conflict("codeword texts go only to an admin's verified cell", code="not_allowed")
@@ -140,7 +139,7 @@ def _record_sent(
     requested_by: str | None,
     outcome: str = "sent",
 ) -> None:
-    """Audit and count a text already sent; a failure here must not undo or repeat it."""
+    """Audit a text already sent; a failure here must not undo or repeat it."""
     try:
         directory().record_event(
             practice_id,
@@ -160,13 +159,6 @@ def _record_sent(
             actor,
             type(exc).__name__,
         )
-    batch = limiter().batch()
-    batch.spend(number_rule(number))
-    batch.spend(practice_rule(practice_id))
-    try:
-        batch.execute()
-    except redis.RedisError as exc:
-        log.warning("codeword text %s sent but not counted: %s", sid, type(exc).__name__)
 
 
 def text_codeword_on_request(
@@ -185,17 +177,6 @@ def text_codeword_on_request(
         raise Conflict("the user has no verified cell number", code="cell_not_verified")
     if directory().is_opted_out(user.cell_number):
         raise RecipientOptedOut("the recipient has opted out of texts from this number")
-    batch = limiter().batch()
-    windows = [
-        batch.window(number_rule(user.cell_number)),
-        batch.window(practice_rule(practice.id)),
-    ]
-    batch.execute()
-    if not all(w.value.open for w in windows):
-        RATE_LIMITED.labels("sms-codeword").inc()
-    refuse_if_exhausted(
-        [w.value for w in windows],
-        batch.now,
-        "too many codeword texts to this number or practice, try again later",
-    )
-    return send_codeword_text(practice, user, actor=actor, requested_by=requested_by)
+    reservation = rate_limits.reserve_codeword_text(user.cell_number, practice.id)
+    with rate_limits.given_back_on_failure(reservation):
+        return send_codeword_text(practice, user, actor=actor, requested_by=requested_by)

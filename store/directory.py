@@ -17,8 +17,9 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, select, 
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
+from store import schema
 from store.crypto import CodewordCipher
-from store.models import AuditEvent, Base, OptOut, Practice, User
+from store.models import AuditEvent, OptOut, Practice, User
 from store.phone import mask
 
 
@@ -170,7 +171,12 @@ class Directory:
             yield session
 
     def create_all(self) -> None:
-        Base.metadata.create_all(self.engine)
+        """Create the tables straight from the models (tests; production migrates)."""
+        schema.create_all(self.engine)
+
+    def migrate(self) -> None:
+        """Create the tables, or move them forward, with the newest migration."""
+        schema.upgrade(self.engine)
 
     def ping(self) -> None:
         with self.engine.connect() as conn:

@@ -79,7 +79,8 @@ class AuditEvent(Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
-        Index("ix_audit_practice_at", "practice_id", "at"),
+        # The trail pages newest first by id (?before=<id>): one index range per page.
+        Index("ix_audit_practice_id", "practice_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -1,81 +1,51 @@
-"""Rate limits on Redis, through the ``limits`` library.
+"""Rate limits on Redis, through the ``limits`` library's moving windows.
 
-Callers ``check`` every rule before acting and ``hit`` them only once the
-action succeeded, so a request that fails (Twilio down, say) spends no slot.
+A request reserves its slots before it acts: for each rule, one atomic script checks
+the window and takes a slot, and all of a request's rules go in one round trip. If the
+act then provably did not happen, the slots are refunded. Checking first and spending
+after the act would let requests that arrive together all pass the check.
+
+Each script touches one key, so a request's rules may live on different Redis Cluster
+nodes (a number's window and a practice's are never in one script).
 """
 
 from __future__ import annotations
 
-import functools
+import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from typing import Any, Generic, TypeVar, cast
 
 import redis
-from limits import RateLimitItem, parse
+from limits import RateLimitItem
 from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
 
-from core.errors import RateLimited
+from store.errors import LimitExceeded
 from store.keys import RATE_LIMITS
 from store.redis_client import is_cluster
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
+
+REFUND_SCRIPT = (resources.files("store") / "lua" / "refund_moving_window.lua").read_text()
 
 
 @dataclass(frozen=True)
 class Rule:
-    """``limit`` applied to one subject, e.g. 3/hour for practice p-1."""
+    """``limit`` applied to one subject, e.g. 3/hour for practice p-1.
 
+    ``name`` says which limit it is (the setting it comes from, e.g.
+    ``verification_calls_per_practice``); ``scope`` keeps its windows apart in Redis.
+    """
+
+    name: str
     limit: RateLimitItem
     scope: str
     subject: str
-
-    @classmethod
-    def of(cls, limit: str, scope: str, subject: str) -> Rule:
-        return cls(_parsed(limit), scope, subject)
-
-
-@functools.lru_cache(maxsize=64)
-def _parsed(limit: str) -> RateLimitItem:
-    # A handful of settings ("20/hour"), each parsed by regular expression: once is enough.
-    return parse(limit)
-
-
-class RateLimiter:
-    """Moving-window limits kept in Redis, shared by every worker."""
-
-    # Seconds since the epoch for batches; tests move it to cross windows without sleeping.
-    clock: Callable[[], float] = staticmethod(time.time)
-
-    def __init__(self, redis_client: redis.Redis, storage: RedisStorage | None = None) -> None:
-        # ``limits`` keeps its own client for a cluster or Sentinel URL (limits_storage);
-        # on one server it shares this client's connections.
-        if storage is None:
-            storage = RedisStorage(
-                "redis://", connection_pool=redis_client.connection_pool, key_prefix=RATE_LIMITS
-            )
-        self._redis, self._storage = redis_client, storage
-        self._limiter = MovingWindowRateLimiter(storage)
-
-    def check(self, *rules: Rule, message: str = "too many requests, try again later") -> None:
-        """Raise RateLimited if any rule has no slot left."""
-        for rule in rules:
-            if not self._limiter.test(rule.limit, rule.scope, rule.subject):
-                reset_at, _remaining = self._limiter.get_window_stats(
-                    rule.limit, rule.scope, rule.subject
-                )
-                raise RateLimited(message, retry_after=math.ceil(reset_at - time.time()))
-
-    def hit(self, *rules: Rule) -> bool:
-        """Spend a slot of each rule; False if one of them had none left."""
-        return all([self._limiter.hit(rule.limit, rule.scope, rule.subject) for rule in rules])
-
-    def batch(self) -> LimitBatch:
-        """Collect look-ups and spends (and other commands) for one Redis round trip."""
-        return LimitBatch(self._redis, self._storage, self.clock())
 
 
 @dataclass(frozen=True)
@@ -91,13 +61,89 @@ class Window:
         return self.remaining > 0
 
 
-def refuse_if_exhausted(
-    windows: list[Window], now: float, message: str = "too many requests, try again later"
-) -> None:
-    """Raise RateLimited, with the longest wait, if any window has no slot left."""
-    waits = [w.reset_at - now for w in windows if not w.open]
-    if waits:
-        raise RateLimited(message, retry_after=math.ceil(max(waits)))
+@dataclass
+class Reservation:
+    """Slots taken at ``taken_at``, and the rules that had none left.
+
+    Granted when every rule gave a slot. ``kept`` once the act the slots pay for
+    happened (or may have): from then on nothing gives them back.
+    """
+
+    taken_at: float
+    taken: list[Rule] = field(default_factory=list)
+    refused: list[Rule] = field(default_factory=list)
+    kept: bool = False
+
+    @property
+    def granted(self) -> bool:
+        return not self.refused
+
+    def keep(self) -> None:
+        """The act happened, or may have: these slots stay spent."""
+        self.kept = True
+
+
+class RateLimiter:
+    """Moving-window limits kept in Redis, shared by every worker."""
+
+    # Seconds since the epoch; tests move it to cross windows without sleeping.
+    clock: Callable[[], float] = staticmethod(time.time)
+
+    def __init__(self, redis_client: redis.Redis, storage: RedisStorage | None = None) -> None:
+        self._redis = redis_client
+        # ``limits`` keeps its own client for a cluster or Sentinel URL (limits_storage);
+        # on one server it may share this client's connections.
+        if storage is None:
+            storage = RedisStorage(
+                "redis://", connection_pool=redis_client.connection_pool, key_prefix=RATE_LIMITS
+            )
+        self._storage = storage
+        self._refund = redis_client.register_script(REFUND_SCRIPT)
+
+    def batch(self) -> LimitBatch:
+        """Collect look-ups, reservations (and other commands) for one Redis round trip."""
+        return LimitBatch(self._redis, self._storage, self._refund, self.clock())
+
+    def reserve(self, *rules: Rule) -> Reservation:
+        """Take a slot of every rule in one round trip, or raise LimitExceeded.
+
+        A refusal takes a second round trip: it gives back the slots the other rules
+        gave, and reads when the refused rules free one, to say how long to wait.
+        """
+        batch = self.batch()
+        reserved = batch.reserve(*rules)
+        batch.execute()
+        reservation = reserved.value
+        if reservation.granted:
+            return reservation
+        after = self.batch()
+        for rule in reservation.taken:
+            after.refund(rule, reservation.taken_at)
+        windows = [after.window(rule) for rule in reservation.refused]
+        try:
+            after.execute()
+        except redis.RedisError as exc:
+            # The slots then lapse with their windows; the refusal stands either way.
+            log.warning("refused reservation not given back: %s", type(exc).__name__)
+            refused = reservation.refused[0]
+            raise LimitExceeded(
+                refused.name, str(refused.limit), refused.limit.get_expiry()
+            ) from None
+        reservation.taken = []
+        latest = max((w.value for w in windows), key=lambda window: window.reset_at)
+        # Rounded to the millisecond first, so float noise does not add a whole second.
+        wait = math.ceil(round(latest.reset_at - after.now, 3))
+        raise LimitExceeded(latest.rule.name, str(latest.rule.limit), wait)
+
+    def refund(self, reservation: Reservation) -> None:
+        """Give back every slot ``reservation`` took, in one round trip."""
+        if reservation.kept or not reservation.taken:
+            return
+        batch = self.batch()
+        for rule in reservation.taken:
+            batch.refund(rule, reservation.taken_at)
+        batch.execute()
+        reservation.taken = []
 
 
 class Pending(Generic[T]):
@@ -119,24 +165,30 @@ class Pending(Generic[T]):
 
 
 class LimitBatch:
-    """Limit look-ups and spends, plus any other commands, in one Redis round trip.
+    """Limit look-ups, reservations and spends, plus other commands, in one round trip.
 
-    ``limits`` runs one Lua script per ``test`` or ``hit``, a round trip each. A batch
-    queues the very same scripts with the same KEYS and ARGV as limits 5's RedisStorage
-    (``get_moving_window``: KEYS[1] the window, ARGV = [now - expiry, amount];
-    ``acquire_entry``: KEYS[1] the window, ARGV = [now, amount, expiry, 1]) on one
-    pipeline, so the counts stay shared with ``RateLimiter.check`` and ``hit``.
+    ``limits`` runs one Lua script per call, a round trip each. A batch queues the
+    very same scripts with the same KEYS and ARGV as limits 5's RedisStorage
+    (``moving_window.lua``: KEYS[1] the window, ARGV = [now - expiry, amount];
+    ``acquire_moving_window.lua``: KEYS[1] the window, ARGV = [now, amount, expiry, 1])
+    on one pipeline, so the counts stay those of the library's own limiters; and
+    ``store/lua/refund_moving_window.lua`` (KEYS[1] the window, ARGV[1] the entry's time).
     """
 
-    def __init__(self, redis_client: redis.Redis, storage: RedisStorage, now: float) -> None:
+    def __init__(
+        self, redis_client: redis.Redis, storage: RedisStorage, refund_script: Any, now: float
+    ) -> None:
         self.now = now
         self._storage = storage
         self._redis = redis_client
+        self._refund_script = refund_script
         # (how to send it on a client or pipeline, its Pending, how to rerun it).
         self._queued: list[tuple[Callable[[Any], Any], Pending[Any], Callable[[Any], Any]]] = []
+        # Results made of other results (a reservation of its rules' scripts), made last.
+        self._settle: list[Callable[[], None]] = []
 
     def window(self, rule: Rule) -> Pending[Window]:
-        """Queue a look-up of ``rule``'s window (the check; spends nothing)."""
+        """Queue a look-up of ``rule``'s window (a look only; it takes nothing)."""
         expiry, amount = rule.limit.get_expiry(), rule.limit.amount
 
         def decode(raw: Any) -> Window:
@@ -150,9 +202,27 @@ class LimitBatch:
         )
 
     def spend(self, rule: Rule) -> Pending[bool]:
-        """Queue spending a slot of ``rule``; resolves False if it had none left."""
+        """Queue taking a slot of ``rule`` (check and take, atomic); False if it had none."""
         args = [self.now, rule.limit.amount, rule.limit.get_expiry(), 1]
         return self._script(self._storage.lua_acquire_moving_window, rule, args, bool)
+
+    def reserve(self, *rules: Rule) -> Pending[Reservation]:
+        """Queue taking a slot of each rule; the reservation says which gave one."""
+        spends = [(rule, self.spend(rule)) for rule in rules]
+        pending: Pending[Reservation] = Pending(lambda reservation: reservation)
+
+        def settle() -> None:
+            reservation = Reservation(self.now)
+            for rule, taken in spends:
+                (reservation.taken if taken.value else reservation.refused).append(rule)
+            pending.resolve(reservation)
+
+        self._settle.append(settle)
+        return pending
+
+    def refund(self, rule: Rule, taken_at: float) -> Pending[bool]:
+        """Queue giving back the slot of ``rule`` taken at ``taken_at``."""
+        return self._script(self._refund_script, rule, [taken_at], bool)
 
     def command(self, queue: Callable[[Any], Any]) -> Pending[Any]:
         """Queue another command, e.g. ``batch.command(lambda pipe: pipe.getdel(key))``."""
@@ -185,6 +255,8 @@ class LimitBatch:
             elif isinstance(raw, Exception):
                 raise raw
             pending.resolve(raw)
+        for settle in self._settle:
+            settle()
 
     def _script(
         self, script: Any, rule: Rule, args: list[Any], decode: Callable[[Any], T]

@@ -146,6 +146,8 @@ def test_a_fourth_code_within_the_hour_is_429(client: FlaskClient) -> None:
     assert limited.status_code == 429
     assert error_code(limited) == "rate_limited"
     assert 3000 < int(limited.headers["Retry-After"]) <= 3600
+    assert limited.get_json()["error"]["limit"] == "cell_verification_texts_per_user"
+    assert limited.get_json()["error"]["retry_after"] == int(limited.headers["Retry-After"])
     assert len(texts(client)) == 3
     # The limit is per user: another user's cell is not held up.
     put_user(client, "p-1", "u-2", name="Sam", cell_number=NEW_CELL)

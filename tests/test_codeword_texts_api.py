@@ -228,6 +228,9 @@ def test_three_codeword_texts_per_number_an_hour_then_429_with_retry_after(
     assert response.get_json()["error"]["code"] == "rate_limited"
     assert 3500 <= int(response.headers["Retry-After"]) <= 3600
     assert len(sent) == 3
+    error = response.get_json()["error"]
+    assert error["limit"] == "sms_codeword_texts_per_number"
+    assert error["retry_after"] == int(response.headers["Retry-After"])
 
 
 def test_keyword_and_support_texts_share_the_per_number_limit(

@@ -21,8 +21,8 @@ import pytest
 from flask import Flask
 
 from core import background
+from core.rate_limits import codeword_texts_to
 from core.telephony import TwilioCarrier
-from sms.limits import number_rule
 from sms.messages import Texts
 from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN
@@ -277,7 +277,7 @@ def codeword_texts_left(scene: Scene, number: str) -> int:
     """Codeword texts ``number`` may still get within SMS_CODEWORD_TEXTS_PER_NUMBER."""
     with scene.app.app_context():
         batch = scene.app.extensions["limiter"].batch()
-        window = batch.window(number_rule(number))
+        [window] = [batch.window(rule) for rule in codeword_texts_to(number)]
         batch.execute()
     return int(window.value.remaining)
 

@@ -375,6 +375,8 @@ def test_a_fourth_verification_within_the_hour_is_429(client: FlaskClient) -> No
     assert limited.status_code == 429
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 3000 < int(limited.headers["Retry-After"]) <= 3600
+    assert limited.get_json()["error"]["limit"] == "office_verifications_per_practice"
+    assert limited.get_json()["error"]["retry_after"] == int(limited.headers["Retry-After"])
     assert len(placed_calls(client)) == 3
     # Support's codeword calls have limits of their own.
     put_practice(client, office_number_verified=True)

@@ -1,178 +1,197 @@
-"""Rate limits on Redis: check before acting, spend only on success, say when to retry."""
+"""Rate limits on Redis: reserve before acting, give back only what provably was not used."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 import redis
+from limits import parse
 
-from core.errors import RateLimited
+from store.errors import LimitExceeded
 from store.keys import RATE_LIMITS
-from store.ratelimit import Pending, RateLimiter, Rule, Window, refuse_if_exhausted
+from store.ratelimit import RateLimiter, Reservation, Rule
 from store.redis_client import connect, limits_storage
 from tests.redis_trips import count_round_trips
 
 pytestmark = pytest.mark.redis_topologies
 
 
+def rule(limit: str, subject: str = "p-1", name: str = "calls") -> Rule:
+    return Rule(name, parse(limit), f"scope-{name}", subject)
+
+
+def round_trips(redis_topology: str, batches: int) -> range:
+    """Writes to Redis for ``batches`` batches: one each; on a cluster, one per master in it."""
+    most = batches * 3 if redis_topology == "cluster" else batches
+    return range(batches, most + 1)
+
+
 @pytest.fixture
 def limiter(redis_client: redis.Redis, redis_url: str) -> RateLimiter:
-    """The limiter as the app builds it: limits' own storage on the same URL."""
-    return RateLimiter(redis_client, limits_storage(redis_url, RATE_LIMITS))
+    """A limiter as the app builds it (limits' own storage on the same URL), on a clock
+    the test moves (not a whole second, to test exact refunds)."""
+    limiter = RateLimiter(redis_client, limits_storage(redis_url, RATE_LIMITS))
+    now = [1_800_000_000.123456]
+    limiter.clock = lambda: now[0]
+    limiter.now = now  # type: ignore[attr-defined]
+    return limiter
 
 
-def test_a_limit_allows_its_count_then_refuses_with_retry_after(limiter: RateLimiter) -> None:
-    rule = Rule.of("3/hour", "calls", "p-1")
+def advance(limiter: RateLimiter, seconds: float) -> None:
+    limiter.now[0] += seconds  # type: ignore[attr-defined]
+
+
+def test_a_limit_allows_its_count_then_refuses_naming_it_and_the_wait(
+    limiter: RateLimiter,
+) -> None:
+    hourly = rule("3/hour", name="verification_calls_per_practice")
     for _ in range(3):
-        limiter.check(rule)
-        assert limiter.hit(rule)
-    with pytest.raises(RateLimited) as raised:
-        limiter.check(rule)
-    assert 3500 <= raised.value.retry_after <= 3600
-    assert raised.value.status == 429
+        assert limiter.reserve(hourly).granted
+        advance(limiter, 10)
+    with pytest.raises(LimitExceeded) as raised:
+        limiter.reserve(hourly)
+    assert raised.value.limit == "verification_calls_per_practice"
+    assert raised.value.allowed == "3 per 1 hour"
+    assert raised.value.retry_after == 3600 - 30
 
 
-def test_checking_spends_nothing(limiter: RateLimiter) -> None:
-    """A request that fails after its check leaves every slot for the next one."""
-    rule = Rule.of("1/hour", "calls", "p-1")
-    for _ in range(5):
-        limiter.check(rule)
-    assert limiter.hit(rule)
+def test_limits_are_per_subject_and_the_one_that_frees_last_is_named(
+    limiter: RateLimiter,
+) -> None:
+    hourly, daily = rule("3/hour", name="hourly"), rule("1/day", name="daily")
+    limiter.reserve(hourly, daily)
+    with pytest.raises(LimitExceeded) as raised:
+        limiter.reserve(hourly, daily)
+    assert (raised.value.limit, raised.value.retry_after) == ("daily", 86400)
+    limiter.reserve(rule("3/hour", "p-2", "hourly"), rule("1/day", "p-2", "daily"))
 
 
-def test_limits_are_per_subject_and_the_strictest_rule_wins(limiter: RateLimiter) -> None:
-    hourly, daily = Rule.of("3/hour", "calls", "p-1"), Rule.of("1/day", "calls-day", "p-1")
-    limiter.hit(hourly, daily)
-    with pytest.raises(RateLimited) as raised:
-        limiter.check(hourly, daily)
-    assert raised.value.retry_after > 3600
-    limiter.check(Rule.of("3/hour", "calls", "p-2"), Rule.of("1/day", "calls-day", "p-2"))
+def test_a_refused_reservation_gives_back_what_the_other_rules_gave(
+    limiter: RateLimiter,
+) -> None:
+    number, practice = rule("3/hour", "+12025550111", "number"), rule("5/day", "p-1", "practice")
+    spent = rule("1/hour", "+12025550111", "spent")
+    limiter.reserve(spent)
+    for _ in range(4):
+        with pytest.raises(LimitExceeded):
+            limiter.reserve(number, practice, spent)
+    # Four refusals took nothing: all of the number's and the practice's slots are left.
+    for _ in range(3):
+        limiter.reserve(number, practice)
+    with pytest.raises(LimitExceeded) as raised:
+        limiter.reserve(number, practice)
+    assert raised.value.limit == "number"
 
 
-def test_limits_are_shared_through_redis(limiter: RateLimiter, redis_url: str) -> None:
-    """Two workers (two clients) see the same counts."""
-    rule = Rule.of("2/hour", "texts", "+12025550111")
-    other = RateLimiter(connect(redis_url), limits_storage(redis_url, RATE_LIMITS))
-    limiter.hit(rule)
-    other.hit(rule)
-    with pytest.raises(RateLimited):
-        limiter.check(rule)
-    with pytest.raises(RateLimited):
-        other.check(rule)
+def test_a_refund_frees_the_slot_it_took_and_only_that(limiter: RateLimiter) -> None:
+    calls = rule("2/hour")
+    first = limiter.reserve(calls)
+    advance(limiter, 60.5)
+    second = limiter.reserve(calls)
+    limiter.refund(first)
+    third = limiter.reserve(calls)
+    with pytest.raises(LimitExceeded) as raised:
+        limiter.reserve(calls)
+    # The window's oldest entry is now the second reservation's.
+    assert raised.value.retry_after == 3600
+    assert second.granted and third.granted
 
 
-def test_a_batch_sees_and_spends_the_same_windows_as_check_and_hit(limiter: RateLimiter) -> None:
-    """Batched look-ups and spends share their counts with limits' own calls."""
-    rule = Rule.of("2/hour", "texts", "+12025550111")
-    limiter.hit(rule)
-    batch = limiter.batch()
-    window = batch.window(rule)
-    spent = batch.spend(rule)
-    batch.execute()
-    assert window.value.remaining == 1
-    assert spent.value
-    with pytest.raises(RateLimited):
-        limiter.check(rule)
-    again = limiter.batch()
-    refused = again.spend(rule)
-    after = again.window(rule)
-    again.execute()
-    assert not refused.value
-    assert after.value.remaining == 0
-    assert not after.value.open
+def test_a_kept_reservation_is_never_given_back(limiter: RateLimiter) -> None:
+    calls = rule("1/hour")
+    reservation = limiter.reserve(calls)
+    reservation.keep()
+    limiter.refund(reservation)
+    with pytest.raises(LimitExceeded):
+        limiter.reserve(calls)
 
 
-def test_a_batch_is_one_round_trip(
+def test_a_refund_twice_gives_back_one_slot(limiter: RateLimiter) -> None:
+    calls = rule("2/hour")
+    first = limiter.reserve(calls)
+    limiter.reserve(calls)
+    limiter.refund(first)
+    limiter.refund(first)
+    limiter.reserve(calls)
+    with pytest.raises(LimitExceeded):
+        limiter.reserve(calls)
+
+
+def test_limits_are_shared_through_redis(redis_url: str) -> None:
+    """Two workers (two clients, two limits storages) see the same counts."""
+
+    def worker() -> RateLimiter:
+        return RateLimiter(connect(redis_url), limits_storage(redis_url, RATE_LIMITS))
+
+    texts = rule("2/hour", "+12025550111")
+    first, second = worker(), worker()
+    first.reserve(texts)
+    second.reserve(texts)
+    with pytest.raises(LimitExceeded):
+        first.reserve(texts)
+    with pytest.raises(LimitExceeded):
+        second.reserve(texts)
+
+
+def test_a_reservation_is_one_round_trip_and_a_refused_one_two(
+    limiter: RateLimiter, redis_topology: str
+) -> None:
+    number, practice = rule("1/hour", "+12025550111", "number"), rule("5/day", "p-1", "practice")
+    limiter.refund(limiter.reserve(number, practice))  # the scripts are loaded from here on
+    with count_round_trips() as trips:
+        limiter.reserve(number, practice)
+    assert trips[0] in round_trips(redis_topology, 1)
+    with count_round_trips() as trips, pytest.raises(LimitExceeded):
+        limiter.reserve(number, practice)
+    assert trips[0] in round_trips(redis_topology, 2)  # the practice's slot went back
+
+
+def test_a_batch_reserves_looks_and_runs_other_commands_in_one_round_trip(
     limiter: RateLimiter, redis_client: redis.Redis, redis_topology: str
 ) -> None:
-    """One write to the server; on a cluster, one to each master holding one of its keys."""
-    rules = [Rule.of("3/hour", "texts", str(i)) for i in range(3)]
-
-    def batch_of_everything() -> Pending[Any]:
-        redis_client.set("cw:other", "x")
-        batch = limiter.batch()
-        for rule in rules:
-            batch.window(rule)
-            batch.spend(rule)
-        other = batch.command(lambda pipe: pipe.getdel("cw:other"))
-        with count_round_trips() as trips:
-            batch.execute()
-        counted.append(trips[0])
-        return other
-
-    counted: list[int] = []
-    batch_of_everything()  # the scripts are loaded, the connections open, from here on
-    other = batch_of_everything()
-    if redis_topology == "cluster":
-        assert 1 <= counted[-1] <= 3
-    else:
-        assert counted[-1] == 1
+    rules = [rule("3/hour", str(i)) for i in range(3)]
+    limiter.reserve(*rules)
+    redis_client.set("cw:other", "x")
+    batch = limiter.batch()
+    windows = [batch.window(r) for r in rules]
+    reserved = batch.reserve(*rules)
+    other = batch.command(lambda pipe: pipe.getdel("cw:other"))
+    with count_round_trips() as trips:
+        batch.execute()
+    assert trips[0] in round_trips(redis_topology, 1)
     assert other.value == "x"
+    assert [w.value.remaining for w in windows] == [2, 2, 2]
+    assert reserved.value.granted and reserved.value.taken == rules
 
 
 def test_a_batch_reloads_its_scripts_after_redis_forgot_them(
     limiter: RateLimiter, redis_client: redis.Redis
 ) -> None:
-    rule = Rule.of("3/hour", "texts", "+12025550111")
+    texts = rule("3/hour", "+12025550111")
     redis_client.script_flush()
     batch = limiter.batch()
-    spent, window = batch.spend(rule), batch.window(rule)
+    spent, window = batch.spend(texts), batch.window(texts)
     batch.execute()
     assert spent.value
     assert window.value.remaining == 2
-
-
-def test_a_batch_of_one_spend_is_one_round_trip_and_survives_a_script_flush(
-    limiter: RateLimiter, redis_client: redis.Redis
-) -> None:
-    rule = Rule.of("3/hour", "texts", "+12025550111")
-    warm_up = limiter.batch()
-    warm_up.window(rule)
-    warm_up.execute()  # the scripts are loaded, the connection open, from here on
-    limiter.hit(rule)
-    batch = limiter.batch()
-    spent = batch.spend(rule)
-    with count_round_trips() as trips:
-        batch.execute()
-    assert trips == [1]
-    assert spent.value
     redis_client.script_flush()
-    again = limiter.batch()
-    second = again.spend(rule)
-    again.execute()
-    assert second.value
-    last = limiter.batch()
-    refused = last.spend(rule)
-    last.execute()
-    assert not refused.value
+    limiter.refund(Reservation(limiter.clock(), [texts]))
+    redis_client.script_flush()
+    assert limiter.reserve(texts).granted
+    single = limiter.batch()
+    one = single.spend(texts)
+    redis_client.script_flush()
+    single.execute()
+    assert one.value
 
 
-def test_a_batch_window_frees_its_slot_when_the_clock_passes_the_window(
-    limiter: RateLimiter,
-) -> None:
-    now = [1_000_000.0]
-    limiter.clock = lambda: now[0]
-    rule = Rule.of("1/hour", "texts", "+12025550111")
-    batch = limiter.batch()
-    batch.spend(rule)
-    batch.execute()
+def test_a_window_frees_its_slot_when_the_clock_passes_it(limiter: RateLimiter) -> None:
+    texts = rule("1/hour", "+12025550111")
+    limiter.reserve(texts)
     later = limiter.batch()
-    window = later.window(rule)
+    window = later.window(texts)
     later.execute()
     assert not window.value.open
-    assert window.value.reset_at == now[0] + 3600
-    now[0] += 3601
-    after = limiter.batch()
-    window = after.window(rule)
-    after.execute()
-    assert window.value.open
-
-
-def test_refusing_an_exhausted_window_says_when_to_retry() -> None:
-    hourly, daily = Rule.of("1/hour", "a", "x"), Rule.of("1/day", "b", "x")
-    windows = [Window(hourly, 0, 1000.0 + 600), Window(daily, 0, 1000.0 + 7200)]
-    with pytest.raises(RateLimited) as raised:
-        refuse_if_exhausted(windows, 1000.0)
-    assert raised.value.retry_after == 7200
-    refuse_if_exhausted([Window(hourly, 1, 1000.0)], 1000.0)
+    # limits' script reports the oldest entry to 14 digits: a tenth of a millisecond here.
+    assert window.value.reset_at == pytest.approx(limiter.clock() + 3600, abs=0.001)
+    advance(limiter, 3601)
+    assert limiter.reserve(texts).granted

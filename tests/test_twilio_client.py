@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from collections.abc import Iterator
 
 import pytest
 from flask import Flask
 
 from core.errors import CarrierUnavailable
-from core.telephony import RecipientOptedOut, SimulatedCarrier, TwilioCarrier
+from core.telephony import CarrierTimedOut, RecipientOptedOut, SimulatedCarrier, TwilioCarrier
 from tests import servers
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -107,14 +110,45 @@ def test_twilio_failing_is_reported_as_carrier_unavailable(
         carrier.send_sms(to="+12025550111", body="hello")
     assert raised.value.status == 502
     assert raised.value.retry_after
+    # Twilio refused it with an error answer: nothing was sent.
+    assert not isinstance(raised.value, CarrierTimedOut)
 
 
 def test_twilio_unreachable_is_reported_as_carrier_unavailable() -> None:
+    """Nothing was sent: not a CarrierTimedOut, which would keep the rate-limit slot."""
     carrier = TwilioCarrier(
         ACCOUNT_SID, "token", "+15005550006", f"http://127.0.0.1:{servers.free_port()}"
     )
-    with pytest.raises(CarrierUnavailable):
+    with pytest.raises(CarrierUnavailable) as raised:
         carrier.send_sms(to="+12025550111", body="hello")
+    assert not isinstance(raised.value, CarrierTimedOut)
+
+
+@contextlib.contextmanager
+def hanging_up_after_the_request() -> Iterator[str]:
+    """A server that reads one request and closes the connection without an answer."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    finally:
+        thread.join(5)
+        listener.close()
+
+
+def test_a_connection_dropped_once_the_request_went_may_have_sent_it() -> None:
+    """Twilio may have taken it: reported like a late answer, so its slot stays spent."""
+    with hanging_up_after_the_request() as url:
+        carrier = TwilioCarrier(ACCOUNT_SID, "token", "+15005550006", url)
+        with pytest.raises(CarrierTimedOut):
+            carrier.send_sms(to="+12025550111", body="hello")
 
 
 def test_without_twilio_credentials_the_simulated_carrier_records_instead(app: Flask) -> None:

@@ -12,8 +12,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
+from core.rate_limits import verification_call_rules
 from core.telephony import PlacedCall
-from ivr.outbound import rate_limit_rules
 from store import keys
 from tests import servers
 from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN
@@ -194,6 +194,35 @@ def test_an_idempotent_repeat_is_not_rate_limited(client: FlaskClient) -> None:
 
 
 @pytest.mark.usefixtures("practice")
+def test_a_repeat_racing_the_first_request_past_its_look_up_is_no_second_request(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat looked before the first request stored its key, then found the limit
+    spent by that very request: it is answered as a repeat, not refused as a new call."""
+    from ivr import session
+
+    headers = {"Idempotency-Key": "ticket-4711"}
+    for _ in range(2):
+        assert request_call(client).status_code == 201
+        end_last_call(client)
+    first = request_call(client, headers=headers)
+    assert first.status_code == 201
+    looked_up = session.idempotent_session_id
+    looks: list[str | None] = []
+
+    def too_early_the_first_time(*args: Any) -> str | None:
+        found = looked_up(*args)
+        looks.append(found)
+        return None if len(looks) == 1 else found
+
+    monkeypatch.setattr(session, "idempotent_session_id", too_early_the_first_time)
+    again = request_call(client, headers=headers)
+    assert (again.status_code, again.get_json()["id"]) == (201, first.get_json()["id"])
+    assert looks == [first.get_json()["id"]] * 2
+    assert request_call(client).status_code == 429
+
+
+@pytest.mark.usefixtures("practice")
 def test_an_idempotency_key_belongs_to_one_support_token(make_app: Callable[..., Flask]) -> None:
     app = make_app(SUPPORT_TOKENS=f"helpdesk={SUPPORT_TOKEN},console=console-token-0000000001")
     client = app.test_client()
@@ -296,7 +325,7 @@ def test_the_default_limits_are_3_an_hour_and_10_a_day_per_practice_30_per_token
     app: Flask,
 ) -> None:
     with app.app_context():
-        rules = rate_limit_rules("p-1", "helpdesk")
+        rules = verification_call_rules("p-1", "helpdesk")
     assert [(str(r.limit), r.subject) for r in rules] == [
         ("3 per 1 hour", "p-1"),
         ("10 per 1 day", "p-1"),
@@ -314,6 +343,11 @@ def test_a_fourth_call_to_a_practice_within_the_hour_is_429(client: FlaskClient)
     assert limited.get_json()["error"]["code"] == "rate_limited"
     assert 3000 < int(limited.headers["Retry-After"]) <= 3600
     assert len(placed_calls(client)) == 3
+    # The body says it too, for a support agent who never sees headers.
+    error = limited.get_json()["error"]
+    assert error["limit"] == "verification_calls_per_practice"
+    assert error["retry_after"] == int(limited.headers["Retry-After"])
+    assert str(error["retry_after"]) in error["message"]
 
 
 def test_the_daily_limit_per_practice_applies_too(make_app: Callable[..., Flask]) -> None:

@@ -8,10 +8,12 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 from flask import Flask
+from limits import parse
 from limits.storage import RedisClusterStorage, RedisSentinelStorage, RedisStorage
 from redis.crc import key_slot
 
 from store import keys
+from store.errors import LimitExceeded
 from store.ratelimit import RateLimiter, Rule
 from store.redis_client import connect, limits_storage
 from tests.conftest import SUPPORT
@@ -63,9 +65,10 @@ def test_limits_keeps_its_counts_on_the_same_url_with_its_own_storage(
     assert type(storage) is STORAGE_CLASSES[redis_topology]
     assert storage.check()
     limiter = RateLimiter(connect(redis_url), storage)
-    rule = Rule.of("2/hour", "texts", "+12025550111")
-    assert limiter.hit(rule) and limiter.hit(rule)
-    assert not limiter.hit(rule)
+    rule = Rule("texts", parse("2/hour"), "texts", "+12025550111")
+    assert limiter.reserve(rule).granted and limiter.reserve(rule).granted
+    with pytest.raises(LimitExceeded):
+        limiter.reserve(rule)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def on_starting(server):
     metrics_dir = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     shutil.rmtree(metrics_dir, ignore_errors=True)
     os.makedirs(metrics_dir, exist_ok=True)
-    from core import create_app
+    from service import create_app
 
     app = create_app()
     app.extensions["directory"].migrate()

@@ -63,18 +63,16 @@ def put_user(practice_id: str, user_id: str) -> tuple[Response, int]:
     cell = body.get("cell_number")
     if cell is not None:
         cell = v.phone_number(cell, "cell_number")
-    try:
-        user, created = directory().put_user(
-            practice.id,
-            v.identifier(user_id, "user_id"),
-            name=v.text(body, "name"),
-            role=v.choice(body, "role", ("admin", "staff"), required=True),
-            cell_number=cell,
-            cell_number_given=cell_given,
-            cell_number_verified=v.flag(body, "cell_number_verified"),
-        )
-    except store.NotFound:
-        raise NotFound("no such practice") from None
+    # A practice deleted meanwhile raises NotInDirectory: the app answers it with 404.
+    user, created = directory().put_user(
+        practice.id,
+        v.identifier(user_id, "user_id"),
+        name=v.text(body, "name"),
+        role=v.choice(body, "role", ("admin", "staff"), required=True),
+        cell_number=cell,
+        cell_number_given=cell_given,
+        cell_number_verified=v.flag(body, "cell_number_verified"),
+    )
     return jsonify(user.to_json()), 201 if created else 200
 
 

@@ -14,7 +14,7 @@ from core.errors import InvalidInput
 from ivr import clock, office_number
 from ivr.session import iso
 from sms import cell_verification
-from store.phone import mask
+from store.numbers import mask
 
 bp = Blueprint("number_verification", __name__, url_prefix="/api/v1/practices/<practice_id>")
 

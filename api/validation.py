@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, request
 
 from core.errors import InvalidInput
-from store.phone import InvalidNumber, normalise
+from store.numbers import InvalidNumber, normalise
 
 IDENTIFIER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 _MISSING = object()

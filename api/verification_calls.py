@@ -11,7 +11,7 @@ from core.auth import require_token
 from core.errors import InvalidInput
 from ivr import clock, outbound
 from ivr.session import CallSession, iso
-from store.phone import mask
+from store.numbers import mask
 
 bp = Blueprint("verification_calls", __name__, url_prefix="/api/v1/verification-calls")
 

@@ -111,7 +111,7 @@ def _script() -> Any:
 
 
 def _signed_by_twilio() -> bool:
-    """The service's check (core.telephony): one signature over the public URL."""
+    """The service's check (core.webhooks): one signature over the public URL."""
     query = request.query_string.decode("latin-1")
     url = os.environ["PUBLIC_BASE_URL"] + request.path + (f"?{query}" if query else "")
     expected = RequestValidator(os.environ["TWILIO_AUTH_TOKEN"]).compute_signature(

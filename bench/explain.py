@@ -37,7 +37,7 @@ def hot_queries(
     )
 
 
-def _page(practice: str, before: int | None) -> Select[tuple[AuditEvent]]:
+def _page(practice: str, before: int | None) -> Select[AuditEvent]:
     query = select(AuditEvent).where(AuditEvent.practice_id == practice)
     if before is not None:
         query = query.where(AuditEvent.id < before)

@@ -233,7 +233,7 @@ class Setup:
             own_metrics = self._workdir / "setup-metrics"
             own_metrics.mkdir(exist_ok=True)
             os.environ.update({**self.env, "PROMETHEUS_MULTIPROC_DIR": str(own_metrics)})
-            from core import create_app
+            from service import create_app
 
             self._app = create_app()
             self._app.extensions["directory"].create_all()
@@ -554,7 +554,7 @@ def redis_commands_per_request(
     left out.
     """
     seen: list[dict[str, Any]] = []
-    with client.monitor() as monitor:
+    with client.monitor() as monitor:  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
         client.config_resetstat()
         response = requests.post(
             base_url + request.path,

@@ -14,7 +14,7 @@ import argparse
 import itertools
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -72,7 +72,7 @@ def _events(practice: str, count: int, start: datetime) -> Iterator[tuple[object
 
 
 def _interleave(
-    many: list[tuple[object, ...]], few: Iterator[tuple[object, ...]], few_count: int
+    many: Sequence[tuple[object, ...]], few: Iterator[tuple[object, ...]], few_count: int
 ) -> Iterator[tuple[object, ...]]:
     """``few`` spread evenly through ``many``, as events of one practice arrive among all."""
     others = iter(many)

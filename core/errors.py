@@ -14,7 +14,9 @@ from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
-from store.errors import LimitExceeded
+from core.twiml import apology
+from core.webhooks import caller_language, is_twilio_webhook
+from store.errors import LimitExceeded, NotInDirectory
 from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
@@ -92,30 +94,29 @@ def error_response(error: ServiceError) -> Response:
     return response
 
 
-def _is_webhook() -> bool:
-    return request.blueprint in {"ivr", "sms", "twilio"}
-
-
 def register_error_handlers(app: Flask) -> None:
     """Answer every error in the shape its route promises."""
-    from core.twiml import apology
 
     @app.errorhandler(ServiceError)
     def _service_error(error: ServiceError) -> Response:
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            log.warning("webhook %s: %s", request.endpoint, type(error).__name__)
+            return apology(caller_language())
         return error_response(error)
+
+    # The store's errors, answered as the service's own.
+    @app.errorhandler(NotInDirectory)
+    def _not_in_directory(error: NotInDirectory) -> Response:
+        return _service_error(NotFound(str(error)))
 
     @app.errorhandler(LimitExceeded)
     def _limit_exceeded(error: LimitExceeded) -> Response:
-        if _is_webhook():
-            return apology()
-        return error_response(RateLimited.from_exceeded(error))
+        return _service_error(RateLimited.from_exceeded(error))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> Response:
-        if _is_webhook() and (error.code or 500) >= 500:
-            return apology()
+        if is_twilio_webhook() and (error.code or 500) >= 500:
+            return apology(caller_language())
         status = error.code or 500
         codes = {
             400: "bad_request",
@@ -127,7 +128,7 @@ def register_error_handlers(app: Flask) -> None:
         wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
         wrapped.status = status
         response = error_response(wrapped)
-        if _is_webhook():
+        if is_twilio_webhook():
             # A 403 to a forged webhook still says nothing beyond "forbidden".
             response = Response("", status=status)
         return response
@@ -135,8 +136,8 @@ def register_error_handlers(app: Flask) -> None:
     def _redis_error(error: Exception) -> Response:
         # Also a failover's READONLY answer or a Sentinel naming no master yet.
         log.warning("redis unavailable: %s", type(error).__name__)
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     for redis_unavailable in REDIS_UNAVAILABLE:
@@ -145,8 +146,8 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:
         log.warning("database unavailable: %s", type(error).__name__)
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
 
     @app.errorhandler(Exception)
@@ -158,6 +159,6 @@ def register_error_handlers(app: Flask) -> None:
             request.endpoint,
             "".join(traceback.format_tb(error.__traceback__)),
         )
-        if _is_webhook():
-            return apology()
+        if is_twilio_webhook():
+            return apology(caller_language())
         return error_response(ServiceError("internal error"))

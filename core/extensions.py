@@ -8,7 +8,7 @@ import redis
 from flask import current_app
 
 if TYPE_CHECKING:
-    from core.telephony import Carrier
+    from core.carrier import Carrier
     from store.directory import Directory
     from store.ratelimit import RateLimiter
 

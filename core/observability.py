@@ -31,6 +31,8 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
+from core.webhooks import is_twilio_webhook
+
 CALLS_TRIGGERED = Counter(
     "codeword_verification_calls_total", "Verification calls placed", ["purpose"]
 )
@@ -44,7 +46,6 @@ WEBHOOK_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 
-WEBHOOK_BLUEPRINTS = {"ivr", "sms", "twilio"}
 _REQUEST_ID_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_")
 
 
@@ -135,7 +136,7 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        webhook = request.blueprint in WEBHOOK_BLUEPRINTS
+        webhook = is_twilio_webhook()
         if webhook and request.endpoint:
             histogram = latency.get(request.endpoint)
             if histogram is None:

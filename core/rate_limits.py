@@ -24,10 +24,10 @@ from flask import current_app
 from limits import RateLimitItem, parse_many
 from sqlalchemy.exc import SQLAlchemyError
 
+from core.carrier import CarrierTimedOut
 from core.errors import ServiceError
 from core.extensions import limiter
 from core.observability import RATE_LIMITED
-from core.telephony import CarrierTimedOut
 from store.errors import LimitExceeded
 from store.ratelimit import Reservation, Rule
 

@@ -7,25 +7,14 @@ import logging
 from collections.abc import Callable
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy.exc import SQLAlchemyError
 from twilio.twiml.voice_response import VoiceResponse
 
-from core.errors import ServiceError
-from core.telephony import twilio_webhook
 from core.twiml import apology, say, twiml
+from core.webhooks import speak_to_caller_in, twilio_webhook
 from ivr import steps, tokens
 from ivr.session import CallerCheck
-from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
-
-# What a call step answers with an apology rather than an error.
-STEP_FAILURES: tuple[type[Exception], ...] = (
-    *REDIS_UNAVAILABLE,
-    SQLAlchemyError,
-    ServiceError,
-    ValueError,
-)
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 
@@ -51,8 +40,9 @@ def inbound() -> Response:
 def verification_call_step(step: Step) -> Callable[[], Response]:
     """Resolve the callback token and the call's identity, run ``step``, render its TwiML.
 
-    Anything that fails (a stale token, another call's CallSid, Redis or the
-    database down) is answered with an apology in the practice's language.
+    A stale token or another call's CallSid is answered with an apology; so is anything
+    that fails in ``step`` (Redis or the database down), by the app's error handlers,
+    in the practice's language, which the token names.
     """
 
     @functools.wraps(step)
@@ -60,19 +50,11 @@ def verification_call_step(step: Step) -> Callable[[], Response]:
         ref = tokens.load(request.args.get("t", ""))
         if ref is None:
             return apology()
+        speak_to_caller_in(ref.language)
         call = _caller(ref)
         if call is None:
             return apology(ref.language)
-        try:
-            return twiml(step(ref, call))
-        except STEP_FAILURES as exc:
-            log.warning(
-                "verification call %s: %s in %s",
-                ref.session_id,
-                type(exc).__name__,
-                request.endpoint,
-            )
-            return apology(ref.language)
+        return twiml(step(ref, call))
 
     return wrapper
 

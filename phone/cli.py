@@ -23,11 +23,11 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from core.extensions import carrier
-from core.telephony import SimulatedCarrier
+from core.simulated_carrier import SimulatedCarrier
 from phone.call import CallOutcome, GatherPrompt, Heard
 from phone.network import UNANSWERED, PhoneNetwork, SimulatedCall, SimulatedText
 from phone.webhooks import PhoneError, Webhooks
-from store.phone import InvalidNumber, normalise
+from store.numbers import InvalidNumber, normalise
 
 phone = AppGroup(
     "phone",

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin
 
-from core.telephony import CALL_STATUS_EVENTS, SimulatedCarrier
+from core.carrier import CALL_STATUS_EVENTS
+from core.simulated_carrier import SimulatedCarrier
 from phone.call import (
     API_VERSION,
     CallLeg,

@@ -19,14 +19,14 @@ import redis
 from flask import current_app
 
 from core import rate_limits
+from core.carrier import RecipientOptedOut
 from core.errors import Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
-from core.telephony import RecipientOptedOut
 from ivr import challenge, clock, session
 from sms.messages import Texts
 from store import keys, replication
 from store.directory import UserRecord
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

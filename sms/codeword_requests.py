@@ -31,16 +31,16 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import background, rate_limits
+from core.carrier import RecipientOptedOut
 from core.errors import CarrierUnavailable
 from core.extensions import directory, limiter, redis_client
-from core.telephony import RecipientOptedOut
 from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
 from sms.keywords import Keyword, Kind, parse_keyword
 from sms.messages import Texts
 from store import keys
 from store.directory import PracticeRecord, UserRecord
 from store.errors import LimitExceeded
-from store.phone import InvalidNumber, mask, normalise
+from store.numbers import InvalidNumber, mask, normalise
 from store.ratelimit import Pending, Reservation, Window
 
 log = logging.getLogger(__name__)

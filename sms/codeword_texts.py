@@ -18,15 +18,15 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import rate_limits
+from core.carrier import CarrierTimedOut, RecipientOptedOut
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES
-from core.telephony import CarrierTimedOut, RecipientOptedOut
 from ivr import clock
 from sms import notices
 from sms.messages import Texts
 from store.directory import PracticeRecord, UserRecord
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

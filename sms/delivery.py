@@ -15,7 +15,7 @@ import re
 from core import background
 from core.errors import ServiceError
 from core.extensions import carrier, directory
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from core import background
+from core.carrier import RecipientOptedOut
 from core.errors import ServiceError
 from core.extensions import carrier, directory
-from core.telephony import RecipientOptedOut
 from sms.messages import Texts
-from store.phone import mask
+from store.numbers import mask
 
 log = logging.getLogger(__name__)
 

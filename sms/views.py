@@ -6,8 +6,8 @@ from flask import Blueprint, Response, request
 from twilio.twiml.messaging_response import MessagingResponse
 
 from core.observability import note_outcome
-from core.telephony import twilio_webhook
 from core.twiml import twiml
+from core.webhooks import twilio_webhook
 from sms.codeword_requests import answer_inbound_text
 from sms.delivery import record_delivery
 

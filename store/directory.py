@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, selectinload, sessionmaker
 
 from store import schema
 from store.crypto import CodewordCipher
+from store.errors import NotInDirectory
 from store.models import AuditEvent, OptOut, Practice, User
-from store.phone import mask
+from store.numbers import mask
 
 
 @dataclass(frozen=True)
@@ -120,10 +121,6 @@ def _practice_record(practice: Practice, with_users: bool = True) -> PracticeRec
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-class NotFound(LookupError):
-    """The practice or user does not exist."""
 
 
 # The look-ups every inbound text makes, built once: building a statement (and its
@@ -245,10 +242,10 @@ class Directory:
         cell_number_given: bool,
         cell_number_verified: bool | None = None,
     ) -> tuple[UserRecord, bool]:
-        """Create or update a user; raises NotFound for an unknown practice."""
+        """Create or update a user; raises NotInDirectory for an unknown practice."""
         with self.session() as s:
             if s.get(Practice, practice_id) is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             user = s.get(User, (practice_id, user_id))
             created = user is None
             if user is None:
@@ -323,11 +320,11 @@ class Directory:
     # Codeword ----------------------------------------------------------------
 
     def read_codeword(self, practice_id: str) -> str | None:
-        """The plain codeword; raises NotFound for an unknown practice."""
+        """The plain codeword; raises NotInDirectory for an unknown practice."""
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             if practice.codeword_encrypted is None:
                 return None
             return self.cipher.decrypt(practice.codeword_encrypted)
@@ -349,7 +346,7 @@ class Directory:
         with self.session() as s:
             practice = s.get(Practice, practice_id)
             if practice is None:
-                raise NotFound("practice")
+                raise NotInDirectory("no such practice")
             practice.codeword_encrypted = self.cipher.encrypt(codeword)
 
     def rotate_codewords(self) -> int:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 
 class StoreError(Exception):
-    """Something the state layer refuses or cannot do."""
+    """Something the state layer refuses, cannot do, or cannot find."""
+
+
+class NotInDirectory(StoreError, LookupError):
+    """The practice or user named is not in the directory."""
 
 
 class LimitExceeded(StoreError):

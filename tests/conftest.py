@@ -17,7 +17,8 @@ from werkzeug.test import TestResponse
 if TYPE_CHECKING:
     from tests.voice import Clock
 
-from core import background, create_app
+from core import background
+from service import create_app
 from store.redis_client import connect
 from tests import redis_topologies, servers
 

@@ -14,10 +14,10 @@ from flask import Blueprint, Flask, Response, current_app, request
 from twilio.twiml.messaging_response import MessagingResponse
 from twilio.twiml.voice_response import VoiceResponse
 
-from core import create_app
 from core.extensions import carrier, redis_client
-from core.telephony import twilio_webhook
 from core.twiml import twiml
+from core.webhooks import twilio_webhook
+from service import create_app
 from store import keys
 
 CHALLENGE_CODE = "123456"

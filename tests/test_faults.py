@@ -21,8 +21,8 @@ import pytest
 from flask import Flask
 
 from core import background
+from core.carrier import TwilioCarrier
 from core.rate_limits import codeword_texts_to
-from core.telephony import TwilioCarrier
 from sms.messages import Texts
 from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN

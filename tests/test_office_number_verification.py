@@ -11,8 +11,8 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.carrier import PlacedCall
 from core.errors import CarrierUnavailable
-from core.telephony import PlacedCall
 from store import keys
 from tests import servers
 from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_practice

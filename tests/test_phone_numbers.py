@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from store.phone import InvalidNumber, mask, normalise
+from store.numbers import InvalidNumber, mask, normalise
 
 ALLOWED = ["US", "CA"]
 

@@ -15,8 +15,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core import rate_limits
+from core.carrier import CarrierTimedOut, PlacedCall, RecipientOptedOut
 from core.errors import CarrierUnavailable, Conflict
-from core.telephony import CarrierTimedOut, PlacedCall, RecipientOptedOut
 from store.errors import LimitExceeded
 from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
 from tests.sms_helpers import text

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import pytest
 from flask import Flask
 
+from core.carrier import CarrierTimedOut, RecipientOptedOut, TwilioCarrier
 from core.errors import CarrierUnavailable
-from core.telephony import CarrierTimedOut, RecipientOptedOut, SimulatedCarrier, TwilioCarrier
+from core.simulated_carrier import SimulatedCarrier
 from tests import servers
 
 ACCOUNT_SID = "AC" + "0" * 32

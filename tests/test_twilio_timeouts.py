@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.telephony import TwilioCarrier
+from core.carrier import TwilioCarrier
 from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN, post_signed
 from tests.faults import ADMIN_CELL, SECOND_ADMIN_CELL, inbound_text, seed, texts_sent

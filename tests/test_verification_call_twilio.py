@@ -10,7 +10,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core.telephony import PlacedCall, TwilioCarrier
+from core.carrier import PlacedCall, TwilioCarrier
 from store import keys
 from tests import servers
 from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN

@@ -11,9 +11,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from core.carrier import PlacedCall
 from core.errors import CarrierUnavailable
 from core.rate_limits import verification_call_rules
-from core.telephony import PlacedCall
 from store import keys
 from tests import servers
 from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN

@@ -12,14 +12,16 @@ from ivr.session import reseal_codes
 from store import schema
 
 
-def register(app: Flask) -> None:
-    from phone.cli import phone
+def register_commands(app: Flask) -> None:
+    """Add the operator commands to ``flask``.
 
+    ``flask phone`` is not added here: the terminal phone sits above the service and
+    registers itself through the ``flask.commands`` entry point (pyproject.toml).
+    """
     app.cli.add_command(init_db)
     app.cli.add_command(db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
-    app.cli.add_command(phone)
 
 
 @click.command("init-db")

@@ -1,0 +1,81 @@
+"""The application factory: assembles the store, the flows and the APIs into one app."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Request
+from flask.sessions import SessionInterface
+
+from api.admin import bp as admin_bp
+from api.codeword_texts import bp as codeword_texts_bp
+from api.number_verification import bp as number_verification_bp
+from api.verification_calls import bp as verification_calls_bp
+from core.carrier import make_carrier
+from core.config import load_config
+from core.errors import register_error_handlers
+from core.health import bp as health_bp
+from core.observability import configure_logging
+from core.observability import init_app as init_observability
+from core.rate_limits import RateLimits
+from ivr.views import bp as ivr_bp
+from service.commands import register_commands
+from sms.views import bp as sms_bp
+from store.crypto import CodewordCipher
+from store.directory import Directory
+from store.keys import RATE_LIMITS
+from store.ratelimit import RateLimiter
+from store.redis_client import connect, limits_storage
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    """Build the app from the environment; ``config`` overrides it (tests)."""
+    app = Flask(
+        __name__,
+        instance_path=os.environ.get("INSTANCE_PATH") or None,
+        static_folder=None,
+    )
+    app.config.from_mapping(load_config(dict(os.environ), Path(app.instance_path)))
+    if config:
+        app.config.from_mapping(config)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    # No cookie sessions: every caller authenticates each request. This also
+    # spares each webhook the cost of building a session serializer.
+    app.session_interface = _NoSessions()
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+
+    redis_client = app.config.get("REDIS_CLIENT")
+    limits_on = None
+    if redis_client is None:
+        redis_client = connect(app.config["REDIS_URL"])
+        # The rate limits go through limits' own storage for the same URL.
+        limits_on = limits_storage(app.config["REDIS_URL"], RATE_LIMITS)
+    app.extensions["redis"] = redis_client
+    app.extensions["directory"] = Directory(
+        app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"])
+    )
+    app.extensions["limiter"] = RateLimiter(redis_client, limits_on)
+    app.extensions["rate_limits"] = RateLimits(app.config)
+    app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
+
+    register_error_handlers(app)
+    init_observability(app)
+    for blueprint in (
+        health_bp,
+        admin_bp,
+        ivr_bp,
+        sms_bp,
+        codeword_texts_bp,
+        verification_calls_bp,
+        number_verification_bp,
+    ):
+        app.register_blueprint(blueprint)
+    register_commands(app)
+    return app
+
+
+class _NoSessions(SessionInterface):
+    def open_session(self, app: Flask, request: Request) -> None:
+        return None

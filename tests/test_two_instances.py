@@ -166,9 +166,13 @@ def test_one_live_call_per_practice_holds_across_both_instances(instances: Insta
     statuses = sorted(r.status_code for r in responses)
     assert statuses.count(201) == 1, statuses
     [created] = [r for r in responses if r.status_code == 201]
+    # The rest are refused: 409 naming the live call, or 429 once the practice's three
+    # slots an hour were reserved by requests that then found the call live.
     refused = [r for r in responses if r.status_code != 201]
-    assert {r.status_code for r in refused} == {409}
-    assert {r.json()["error"]["live_call_id"] for r in refused} == {created.json()["id"]}
+    assert {r.status_code for r in refused} <= {409, 429}
+    live = [r for r in refused if r.status_code == 409]
+    assert live, statuses
+    assert {r.json()["error"]["live_call_id"] for r in live} == {created.json()["id"]}
     assert len([r for r in calls_placed(instances.sent) if r.form["To"] == office]) == 1
 
 

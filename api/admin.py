@@ -6,9 +6,10 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from api import validation as v
 from core.auth import require_token
+from core.disclosures import Channel, Disclosure, codeword_disclosed
 from core.errors import InvalidInput, NotFound
 from core.extensions import directory
-from core.observability import DISCLOSURES, note_outcome
+from store import clock
 from store import directory as store
 from store.codewords import generate_codeword, validate_codeword
 
@@ -89,14 +90,22 @@ def delete_user(practice_id: str, user_id: str) -> tuple[str, int]:
 @bp.get("/<practice_id>/codeword")
 @require_token("admin")
 def read_codeword(practice_id: str) -> Response:
-    """The codeword, for the Settings > User Accounts banner; recorded as a disclosure."""
+    """The codeword, for the Settings > User Accounts banner; a disclosure like any other."""
     practice = _practice_or_404(practice_id)
     codeword = directory().read_codeword(practice.id)
     if codeword is None:
         raise NotFound("this practice has no codeword yet", code="no_codeword")
-    directory().record_event(practice.id, channel="app", outcome="disclosed", actor=g.actor)
-    DISCLOSURES.labels("app").inc()
-    note_outcome("disclosed")
+    codeword_disclosed(
+        Disclosure(
+            practice_id=practice.id,
+            practice_name=practice.name,
+            channel=Channel.APP,
+            actor=g.actor,
+            requested_by=None,
+            to=None,
+            at=clock.now(),
+        )
+    )
     return jsonify({"codeword": codeword})
 
 

@@ -11,9 +11,10 @@ from api import validation as v
 from api.verification_calls import call_json
 from core.auth import require_token
 from core.errors import InvalidInput
-from ivr import clock, office_number
-from ivr.session import iso
+from ivr import office_number
 from sms import cell_verification
+from store import clock
+from store.clock import iso
 from store.numbers import mask
 
 bp = Blueprint("number_verification", __name__, url_prefix="/api/v1/practices/<practice_id>")

@@ -9,8 +9,10 @@ from flask import Blueprint, Response, g, jsonify, request
 from api import validation as v
 from core.auth import require_token
 from core.errors import InvalidInput
-from ivr import clock, outbound
-from ivr.session import CallSession, iso
+from ivr import outbound
+from ivr.session import CallSession
+from store import clock
+from store.clock import iso
 from store.numbers import mask
 
 bp = Blueprint("verification_calls", __name__, url_prefix="/api/v1/verification-calls")

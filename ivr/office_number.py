@@ -12,6 +12,7 @@ from core import rate_limits
 from core.errors import NotFound
 from core.extensions import directory, redis_client
 from ivr import outbound, session
+from ivr.session import CallSession, Purpose
 
 # Audit outcomes of an office-number call; other final statuses read
 # ``office_verification_<status>``, e.g. ``office_verification_no-answer``.
@@ -34,16 +35,16 @@ def request_verification(
     with rate_limits.given_back_on_failure(reservation):
         return outbound.place_call(
             practice,
-            purpose=session.OFFICE,
+            purpose=Purpose.OFFICE,
             actor=actor,
             requested_by=requested_by or actor,
             reservation=reservation,
         )
 
 
-def get_verification(practice_id: str, verification_id: str) -> session.CallSession:
+def get_verification(practice_id: str, verification_id: str) -> CallSession:
     """An office-number call of this practice by id, or NotFound."""
     call = session.load(redis_client(), verification_id)
-    if call is None or call.purpose != session.OFFICE or call.practice_id != practice_id:
+    if call is None or call.purpose is not Purpose.OFFICE or call.practice_id != practice_id:
         raise NotFound("no such office number verification")
     return call

@@ -18,8 +18,9 @@ from core import rate_limits
 from core.errors import CarrierUnavailable, Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
 from core.observability import CALLS_TRIGGERED
-from ivr import challenge, clock, session, tokens
-from store import keys
+from ivr import session, tokens
+from ivr.session import CallSession, Purpose, Verdict
+from store import clock, keys, onetime
 from store.directory import PracticeRecord
 from store.errors import LimitExceeded
 from store.ratelimit import Reservation
@@ -36,7 +37,7 @@ CALL_TIME_LIMIT = 300
 class RequestedCall:
     """A verification call as the support API reports it."""
 
-    call: session.CallSession
+    call: CallSession
     challenge_code: str | None
     replayed: bool
 
@@ -79,7 +80,7 @@ def request_call(
     with rate_limits.given_back_on_failure(reservation):
         return place_call(
             practice,
-            purpose=session.CODEWORD,
+            purpose=Purpose.CODEWORD,
             actor=actor,
             requested_by=requested_by,
             reservation=reservation,
@@ -90,7 +91,7 @@ def request_call(
 def place_call(
     practice: PracticeRecord,
     *,
-    purpose: str,
+    purpose: Purpose,
     actor: str,
     requested_by: str,
     reservation: Reservation,
@@ -105,40 +106,27 @@ def place_call(
     client = redis_client()
     now = clock.now()
     session_id = keys.new_call_session_id(practice.id)
-    code = challenge.new_code()
-    secret_key = current_app.config["SECRET_KEY"]
-    fields = {
-        "practice_id": practice.id,
-        "practice_name": practice.name,
-        "language": practice.language,
-        "to": practice.office_number,
-        "actor": actor,
-        "requested_by": requested_by,
-        "status": "queued",
-        "purpose": purpose,
-        "created_at": repr(now),
-        "expires_at": repr(now + challenge.CODE_LIFETIME),
-        "code_hash": challenge.code_hash(secret_key, session_id, code),
-        "wrong_codes": "0",
-        "silences": "0",
-        "repeats": "0",
-    }
-    if idem_key:
-        # Kept sealed, only so that a repeat of this request can hand the code back.
-        fields["code_sealed"] = directory().cipher.encrypt(code).decode()
-    verdict, named = session.reserve(
-        client,
-        session_id=session_id,
+    code = onetime.new_code()
+    call = CallSession(
+        id=session_id,
         practice_id=practice.id,
-        idempotency_redis_key=idem_key,
-        now=now,
-        lifetime=challenge.CODE_LIFETIME,
-        fields=fields,
+        practice_name=practice.name,
+        language=practice.language,
+        to=practice.office_number,
+        actor=actor,
+        requested_by=requested_by,
+        purpose=purpose,
+        created_at=now,
+        expires_at=now + onetime.CODE_LIFETIME,
+        code_hash=onetime.code_hash(current_app.config["SECRET_KEY"], session_id, code),
+        # Kept sealed, only so that a repeat of this request can hand the code back.
+        code_sealed=directory().cipher.encrypt(code).decode() if idem_key else None,
     )
-    if verdict == "idempotent":
+    verdict, named = session.reserve(client, call, idem_key)
+    if verdict is Verdict.IDEMPOTENT:
         rate_limits.give_back(reservation)
         return _replay(client, named, practice.id)
-    if verdict == "live":
+    if verdict is Verdict.LIVE:
         raise Conflict(
             "a verification call to this practice is already in progress",
             code="call_in_progress",
@@ -156,7 +144,7 @@ def place_call(
             machine_detection=True,
         )
     except BaseException:
-        _rollback_quietly(client, session_id, practice.id, idem_key)
+        _rollback_quietly(client, call, idem_key)
         raise
     reservation.keep()
 
@@ -164,7 +152,7 @@ def place_call(
     if status not in session.IN_PROGRESS:
         status = "queued"
     try:
-        if not session.mark_placed(client, session_id, practice.id, placed.sid, status):
+        if not session.mark_placed(client, call, placed.sid, status):
             log.warning("verification call %s: the carrier named another call", session_id)
             raise CarrierUnavailable("the phone carrier gave an inconsistent answer")
     except redis.RedisError:
@@ -172,15 +160,14 @@ def place_call(
         log.warning("verification call %s placed, but its bookkeeping failed", session_id)
     CALLS_TRIGGERED.labels(purpose).inc()
     log.info("%s call %s placed for practice %s", purpose, session_id, practice.id)
-    placed_fields = {**fields, "call_sid": placed.sid, "status": status, "placed": "1"}
-    call = session.CallSession.from_hash(session_id, placed_fields)
-    return RequestedCall(call=call, challenge_code=code, replayed=False)
+    placed_call = call.placed_as(placed.sid, status)
+    return RequestedCall(call=placed_call, challenge_code=code, replayed=False)
 
 
-def get_call(session_id: str) -> session.CallSession:
+def get_call(session_id: str) -> CallSession:
     """A verification call (for the codeword) by id, or NotFound."""
     call = session.load(redis_client(), session_id)
-    if call is None or call.purpose != session.CODEWORD:
+    if call is None or call.purpose is not Purpose.CODEWORD:
         raise NotFound("no such verification call")
     return call
 
@@ -209,11 +196,9 @@ def _replay(client: redis.Redis, session_id: str, practice_id: str) -> Requested
     return RequestedCall(call=call, challenge_code=code, replayed=True)
 
 
-def _rollback_quietly(
-    client: redis.Redis, session_id: str, practice_id: str, idem_key: str | None
-) -> None:
+def _rollback_quietly(client: redis.Redis, call: CallSession, idem_key: str | None) -> None:
     try:
-        session.rollback(client, session_id, practice_id, idem_key)
+        session.rollback(client, call, idem_key)
     except redis.RedisError:
         # The session's live-call claim still lapses at its expiry.
-        log.warning("verification call %s: could not roll back after a failure", session_id)
+        log.warning("verification call %s: could not roll back after a failure", call.id)

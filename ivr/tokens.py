@@ -15,7 +15,7 @@ from urllib.parse import quote
 from flask import current_app, url_for
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
-from ivr import clock
+from store import clock
 
 log = logging.getLogger(__name__)
 

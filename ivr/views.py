@@ -12,13 +12,13 @@ from twilio.twiml.voice_response import VoiceResponse
 from core.twiml import apology, say, twiml
 from core.webhooks import speak_to_caller_in, twilio_webhook
 from ivr import steps, tokens
-from ivr.session import CallerCheck
+from ivr.step_scripts import CallerIdentity
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("ivr", __name__, url_prefix="/ivr")
 
-Step = Callable[[tokens.CallRef, CallerCheck], VoiceResponse]
+Step = Callable[[tokens.CallRef, CallerIdentity], VoiceResponse]
 
 
 @bp.post("/inbound")
@@ -51,15 +51,15 @@ def verification_call_step(step: Step) -> Callable[[], Response]:
         if ref is None:
             return apology()
         speak_to_caller_in(ref.language)
-        call = _caller(ref)
-        if call is None:
+        caller = _caller(ref)
+        if caller is None:
             return apology(ref.language)
-        return twiml(step(ref, call))
+        return twiml(step(ref, caller))
 
     return wrapper
 
 
-def _caller(ref: tokens.CallRef) -> CallerCheck | None:
+def _caller(ref: tokens.CallRef) -> CallerIdentity | None:
     """The call this webhook speaks for, if it names one and comes from our account."""
     call_sid = request.form.get("CallSid", "")
     to = request.form.get("To", "")
@@ -69,37 +69,37 @@ def _caller(ref: tokens.CallRef) -> CallerCheck | None:
     if account and request.form.get("AccountSid") != account:
         log.warning("verification call %s: a callback from another account", ref.session_id)
         return None
-    return CallerCheck(session_id=ref.session_id, call_sid=call_sid, to=to)
+    return CallerIdentity(session_id=ref.session_id, call_sid=call_sid, to=to)
 
 
 @bp.post("/verification/answer")
 @twilio_webhook
 @verification_call_step
-def verification_answer(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_answer(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """The office answered: greet and ask for the code (or leave a machine a short note)."""
-    return steps.answer_call(ref, call, request.form.get("AnsweredBy", ""))
+    return steps.answer_call(ref, caller, request.form.get("AnsweredBy", ""))
 
 
 @bp.post("/verification/code")
 @twilio_webhook
 @verification_call_step
-def verification_code(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_code(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """The Gather for the challenge code finished, with digits or in silence."""
-    return steps.take_code(ref, call, request.form.get("Digits", ""))
+    return steps.take_code(ref, caller, request.form.get("Digits", ""))
 
 
 @bp.post("/verification/repeat")
 @twilio_webhook
 @verification_call_step
-def verification_repeat(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_repeat(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """After the codeword was read: 1 hears it again, anything else says goodbye."""
-    return steps.repeat_codeword(ref, call, request.form.get("Digits", ""))
+    return steps.repeat_codeword(ref, caller, request.form.get("Digits", ""))
 
 
 @bp.post("/verification/status")
 @twilio_webhook
 @verification_call_step
-def verification_status(ref: tokens.CallRef, call: CallerCheck) -> VoiceResponse:
+def verification_status(ref: tokens.CallRef, caller: CallerIdentity) -> VoiceResponse:
     """Twilio's status callback: initiated, ringing, answered, completed (or why not)."""
-    steps.record_call_status(ref, call, request.form.get("CallStatus", ""))
+    steps.record_call_status(ref, caller, request.form.get("CallStatus", ""))
     return VoiceResponse()

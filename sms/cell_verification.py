@@ -1,9 +1,8 @@
 """Proving a user's cell number: a six-digit code texted to it, keyed back in the main app.
 
-The code comes from ``secrets``, lives 10 minutes, works once and is kept only as
-an HMAC (keyed by SECRET_KEY) bound to the practice, the user and the number
-texted: if the user's cell changes meanwhile, the code does not verify the new
-one. Each check is one Lua script that compares in constant time and counts
+The code is a one-time code (store/onetime.py) bound to the practice, the user and
+the number texted: if the user's cell changes meanwhile, the code does not verify
+the new one. Each check is one Lua script that compares in constant time and counts
 wrong codes; the third wrong code burns the code.
 
 Redis: ``keys.verification("cell", "<practice id>/<user id>")``, a hash of
@@ -14,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis
 from flask import current_app
@@ -22,53 +22,30 @@ from core import rate_limits
 from core.carrier import RecipientOptedOut
 from core.errors import Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
-from ivr import challenge, clock, session
 from sms.messages import Texts
-from store import keys, replication
+from store import clock, keys, onetime, replication
 from store.directory import UserRecord
 from store.numbers import mask
+from store.scripts import LuaScript
 
 log = logging.getLogger(__name__)
 
-CODE_LIFETIME = challenge.CODE_LIFETIME
-MAX_WRONG_CODES = 3
 # The pending code outlives its expiry a little, so a late check reads "expired".
-KEY_TTL = CODE_LIFETIME + 300
+KEY_TTL = onetime.CODE_LIFETIME + 300
 
-# KEYS[1] the user's pending cell code; ARGV[1] now, ARGV[2] the user's cell as it
-# is now, ARGV[3] HMAC of the code submitted (bound to that cell), ARGV[4] wrong
-# codes that burn the code.
-_CHECK = (
-    challenge.SAME_HASH_LUA
-    + """
-local s = redis.call('HMGET', KEYS[1], 'code_hash', 'number', 'expires_at', 'wrong_codes')
-if not s[2] then return {'verdict', 'none'} end
-if not s[1] then return {'verdict', 'burned'} end
-if tonumber(ARGV[1]) >= tonumber(s[3]) then return {'verdict', 'expired'} end
-if s[2] ~= ARGV[2] then
-  -- Sent to another number than the user's cell now: it proves nothing.
-  redis.call('DEL', KEYS[1])
-  return {'verdict', 'number-changed'}
-end
-if same_hash(s[1], ARGV[3]) then
-  redis.call('DEL', KEYS[1])
-  return {'verdict', 'correct', 'code_hash', s[1], 'number', s[2]}
-end
-local wrong = redis.call('HINCRBY', KEYS[1], 'wrong_codes', 1)
-if wrong >= tonumber(ARGV[4]) then
-  redis.call('HDEL', KEYS[1], 'code_hash')
-  return {'verdict', 'burned'}
-end
-return {'verdict', 'wrong', 'remaining', tostring(tonumber(ARGV[4]) - wrong)}
-"""
-)
+_CHECK = LuaScript("cell_check_code", after=("same_hash",))
+_FORGET = LuaScript("cell_forget_code")
 
-# KEYS[1] the user's pending cell code; ARGV[1] the code hash this request stored.
-# Forget the code only if it is still ours (a later request may have replaced it).
-_FORGET = """
-if redis.call('HGET', KEYS[1], 'code_hash') == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
+
+class CheckVerdict(StrEnum):
+    """What checking a cell code decided (store/lua/cell_check_code.lua)."""
+
+    CORRECT = "correct"
+    WRONG = "wrong"
+    BURNED = "burned"  # the last wrong code burned it
+    EXPIRED = "expired"
+    NUMBER_CHANGED = "number-changed"  # the user's cell is no longer the number texted
+    NONE = "none"  # no code is pending
 
 
 class NoPendingCode(Conflict):
@@ -83,7 +60,7 @@ class SentCode:
     expires_at: float
 
     def to_json(self) -> dict[str, str]:
-        return {"status": "sent", "to": self.to, "expires_at": session.iso(self.expires_at)}
+        return {"status": "sent", "to": self.to, "expires_at": clock.iso(self.expires_at)}
 
 
 def pending_key(practice_id: str, user_id: str) -> str:
@@ -94,7 +71,7 @@ def pending_key(practice_id: str, user_id: str) -> str:
 def code_hash(practice_id: str, user_id: str, number: str, code: str) -> str:
     """The code's HMAC, bound to this practice, user and number."""
     binding = f"cell/{practice_id}/{user_id}/{number}"
-    return challenge.code_hash(current_app.config["SECRET_KEY"], binding, code)
+    return onetime.code_hash(current_app.config["SECRET_KEY"], binding, code)
 
 
 def _user(practice_id: str, user_id: str) -> UserRecord:
@@ -121,9 +98,9 @@ def send_code(practice_id: str, user_id: str) -> SentCode:
 
 def _text_code(practice_id: str, user_id: str, number: str) -> SentCode:
     """Store a fresh code for the user, then text it; if it cannot go, forget it."""
-    code = challenge.new_code()
+    code = onetime.new_code()
     digest = code_hash(practice_id, user_id, number, code)
-    expires_at = clock.now() + CODE_LIFETIME
+    expires_at = clock.now() + onetime.CODE_LIFETIME
     key = pending_key(practice_id, user_id)
     # Stored before it is sent, so the code works the moment it arrives.
     pipe = redis_client().pipeline(transaction=True)
@@ -140,9 +117,11 @@ def _text_code(practice_id: str, user_id: str, number: str) -> SentCode:
     pipe.expire(key, KEY_TTL)
     pipe.execute()
 
-    body = Texts.from_config(current_app.config).cell_verification_code(code, CODE_LIFETIME // 60)
+    body = Texts.from_config(current_app.config).cell_verification_code(
+        code, onetime.CODE_LIFETIME // 60
+    )
     try:
-        carrier().send_sms(to=number, body=body, validity_period=CODE_LIFETIME)
+        carrier().send_sms(to=number, body=body, validity_period=onetime.CODE_LIFETIME)
     except RecipientOptedOut:
         # Twilio's 21610: kept as our opt-out too, as for codeword texts.
         _forget_quietly(key, digest)
@@ -162,24 +141,22 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     submitted = code_hash(practice_id, user_id, number, code)
     client, key = redis_client(), pending_key(practice_id, user_id)
     with replication.one_connection(client, key) as connection:
-        reply = session.flat_reply(
-            connection.run(
-                session.script(client, _CHECK),
-                [key],
-                [clock.now(), number, submitted, MAX_WRONG_CODES],
-            )
+        reply = connection.pairs(
+            _CHECK, [key], [clock.now(), number, submitted, onetime.MAX_WRONG_CODES]
         )
-        verdict = reply["verdict"]
+        verdict = CheckVerdict(reply["verdict"])
         # A used code or a spent try that a failover could undo counts for nothing: 503.
-        acknowledged = verdict not in ("correct", "wrong", "burned", "number-changed") or (
+        acknowledged = verdict in (CheckVerdict.EXPIRED, CheckVerdict.NONE) or (
             connection.replicated(current_app.config["REDIS_REPLICA_ACKS"])
         )
     if not acknowledged:
         raise replication.NotReplicated(f"no replica acknowledged a {verdict} code in time")
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
-    if verdict == "correct" and not challenge.same_code(reply.get("code_hash", ""), submitted):
-        verdict = "none"
-    if verdict == "wrong":
+    if verdict is CheckVerdict.CORRECT and not onetime.same_code(
+        reply.get("code_hash", ""), submitted
+    ):
+        verdict = CheckVerdict.NONE
+    if verdict is CheckVerdict.WRONG:
         remaining = int(reply.get("remaining") or 0)
         raise InvalidInput(
             "that code is not correct",
@@ -187,16 +164,16 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
             field="code",
             remaining_attempts=remaining,
         )
-    if verdict == "burned":
+    if verdict is CheckVerdict.BURNED:
         raise Conflict("three wrong codes: ask for a new code", code="code_burned")
-    if verdict == "expired":
+    if verdict is CheckVerdict.EXPIRED:
         raise Conflict("the code has expired: ask for a new code", code="code_expired")
-    if verdict == "number-changed":
+    if verdict is CheckVerdict.NUMBER_CHANGED:
         raise Conflict(
             "the code went to another number than the user's cell now: ask for a new code",
             code="cell_number_changed",
         )
-    if verdict != "correct":
+    if verdict is not CheckVerdict.CORRECT:
         raise NoPendingCode("no code is waiting for this user: ask for one first")
     if not directory().set_cell_number_verified(practice_id, user_id, reply["number"]):
         raise Conflict(
@@ -212,6 +189,6 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
 def _forget_quietly(key: str, digest: str) -> None:
     """Forget a code that could not be sent; a Redis failure here leaves it to its TTL."""
     try:
-        session.script(redis_client(), _FORGET)(keys=[key], args=[digest])
+        _FORGET.run(redis_client(), [key], [digest])
     except redis.RedisError as exc:
         log.warning("unsent cell verification code not forgotten: %s", type(exc).__name__)

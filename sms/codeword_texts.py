@@ -4,7 +4,8 @@ Both ways a codeword text starts end here: an admin's CODEWORD keyword
 (sms/codeword_requests.py) and a support agent's request (api/codeword_texts.py).
 The text goes with a short ValidityPeriod and a status callback, so that
 sms/delivery.py can redact its body at Twilio once it is delivered or failed.
-Once it is sent, the practice's other admins are told (sms/notices.py).
+Once it is sent, the disclosure is recorded and the practice's other admins are told
+(core/disclosures.py).
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import current_app
-from sqlalchemy.exc import SQLAlchemyError
 
 from core import rate_limits
 from core.carrier import CarrierTimedOut, RecipientOptedOut
+from core.disclosures import UNCONFIRMED, Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory
-from core.observability import DISCLOSURES
-from ivr import clock
-from sms import notices
 from sms.messages import Texts
+from store import clock
 from store.directory import PracticeRecord, UserRecord
 from store.numbers import mask
 
@@ -97,41 +96,17 @@ def send_codeword_text(
         directory().opt_out(number)
         raise
     except CarrierTimedOut:
-        _record_sent(
-            practice.id, number, None, actor=actor, requested_by=requested_by, outcome="unconfirmed"
-        )
         # It may have reached the admin: better a notice too many than a disclosure unheard of.
-        _notify(practice, user, number, actor=actor, requested_by=requested_by)
+        _record_disclosure(
+            practice, number, None, actor=actor, requested_by=requested_by, outcome=UNCONFIRMED
+        )
         raise
-    DISCLOSURES.labels("sms").inc()
-    _record_sent(practice.id, number, sid, actor=actor, requested_by=requested_by)
-    _notify(practice, user, number, actor=actor, requested_by=requested_by)
+    _record_disclosure(practice, number, sid, actor=actor, requested_by=requested_by)
     return CodewordText(id=sid, status="queued", to=mask(number) or "")
 
 
-def _notify(
+def _record_disclosure(
     practice: PracticeRecord,
-    user: UserRecord,
-    number: str,
-    *,
-    actor: str,
-    requested_by: str | None,
-) -> None:
-    notices.after_disclosure(
-        notices.Disclosure(
-            practice_id=practice.id,
-            practice_name=practice.name,
-            channel="sms",
-            to=number,
-            requested_by=requested_by or user.name,
-            by_support=actor != SELF,
-            at=clock.now(),
-        )
-    )
-
-
-def _record_sent(
-    practice_id: str,
     number: str,
     sid: str | None,
     *,
@@ -139,26 +114,24 @@ def _record_sent(
     requested_by: str | None,
     outcome: str = "sent",
 ) -> None:
-    """Audit a text already sent; a failure here must not undo or repeat it."""
-    try:
-        directory().record_event(
-            practice_id,
-            channel="sms",
-            outcome=outcome,
+    """A text has gone (or may have): the disclosure path (core/disclosures.py).
+
+    A failure here must not undo or repeat the text.
+    """
+    codeword_disclosed(
+        Disclosure(
+            practice_id=practice.id,
+            practice_name=practice.name,
+            channel=Channel.SMS,
             actor=actor,
-            to_number=number,
             requested_by=requested_by,
+            to=number,
+            at=clock.now(),
             reference=sid,
+            by_support=actor != SELF,
+            outcome=outcome,
         )
-    except SQLAlchemyError as exc:
-        log.error(
-            "codeword text %s to %s for practice %s by %s sent but not audited: %s",
-            sid,
-            mask(number),
-            practice_id,
-            actor,
-            type(exc).__name__,
-        )
+    )
 
 
 def text_codeword_on_request(

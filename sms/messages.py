@@ -1,53 +1,21 @@
-"""Every text this service sends, each within two SMS segments.
+"""Every text the texting flow sends, each within two SMS segments.
 
 Only ``codeword`` carries the codeword, and it goes out through the REST API,
 never as a TwiML reply. Practice names are shortened when a text would
-otherwise take a third segment; the codeword never is.
+otherwise take a third segment; the codeword never is. The disclosure notice,
+which follows voice and app disclosures too, is worded in core/disclosures.py.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from sms.segments import GSM7_BASIC, fits
+from core.segments import fit_name, fits, shorten
 
-ELLIPSIS = "..."
 # Shortest a practice name gets in the list before entries are left out instead.
 MIN_NAME = 8
-
-
-def shorten(name: str, length: int) -> str:
-    """``name`` cut to ``length`` characters, ending in ... when cut."""
-    if len(name) <= length:
-        return name
-    return name[: max(1, length - len(ELLIPSIS))].rstrip() + ELLIPSIS
-
-
-def fit_name(build: Callable[[str], str], name: str) -> str:
-    """``build(name)``, with ``name`` shortened until the text fits two segments."""
-    for length in range(len(name), 0, -1):
-        text = build(shorten(name, length))
-        if fits(text):
-            return text
-    return build(shorten(name, 1))
-
-
-def gsm7_only(text: str) -> str:
-    """``text`` in GSM-7 characters: accents dropped where GSM-7 lacks the letter, else "?"."""
-    out = []
-    for ch in text:
-        if ch not in GSM7_BASIC:
-            ch = unicodedata.normalize("NFKD", ch)[0]
-        out.append(ch if ch in GSM7_BASIC and ch not in "\r\n" else "?")
-    return "".join(out)
-
-
-# Longest a requester's name gets in a disclosure notice.
-MAX_REQUESTER = 40
 
 
 @dataclass(frozen=True)
@@ -145,33 +113,6 @@ class Texts:
         return (
             f"{self.brand}: your code to verify this cell phone is {code}. It expires in "
             f"{minutes} minutes. If you did not expect it, ignore this text."
-        )
-
-    def disclosure_notice(
-        self,
-        practice_name: str,
-        *,
-        channel: str,
-        to_masked: str,
-        at: float,
-        requested_by: str,
-        by_support: bool,
-    ) -> str:
-        """Tell another admin the codeword was handed out: when, how, where, at whose request.
-
-        Never the codeword.
-        """
-        when = datetime.fromtimestamp(at, UTC).strftime("on %Y-%m-%d at %H:%M UTC")
-        how = "read out on a call to" if channel == "voice" else "texted to"
-        via = " through support" if by_support else " by texting CODEWORD"
-        who = shorten(gsm7_only(requested_by), MAX_REQUESTER)
-        return fit_name(
-            lambda name: (
-                f"{self.brand}: the Practice Codeword of {name} was {how} {to_masked} "
-                f"{when}, requested by {who}{via}. Not expected? Contact {self.support}. "
-                "Reply STOP to opt out."
-            ),
-            gsm7_only(practice_name),
         )
 
     def codeword(self, practice_name: str, codeword: str, *, by_support: bool) -> str:

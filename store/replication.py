@@ -19,6 +19,7 @@ import redis
 from redis.commands.core import Script
 
 from store.redis_client import SOCKET_TIMEOUT, is_cluster
+from store.scripts import LuaScript, pairs_of
 
 # A healthy replica acknowledges within a millisecond or two; past this, it is not there.
 WAIT_MILLISECONDS = 100
@@ -34,8 +35,13 @@ class NotReplicated(redis.RedisError):
 class OneConnection:
     """A connection taken from the pool for one step: its script, then perhaps WAIT."""
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, client: redis.Redis, connection: Any) -> None:
+        self._client = client
         self._connection = connection
+
+    def pairs(self, lua: LuaScript, keys: Sequence[str], args: Sequence[Any]) -> dict[str, str]:
+        """Run a script whose reply is flat key/value pairs (``LuaScript.pairs``), here."""
+        return pairs_of(self.run(lua.on(self._client), keys, args))
 
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """EVALSHA ``script``; a master that has not got it yet (restarted, promoted) loads it."""
@@ -71,7 +77,7 @@ def one_connection(client: redis.Redis, key: str) -> Iterator[OneConnection]:
     pool = cast(redis.ConnectionPool, target.connection_pool)
     connection: Any = pool.get_connection()
     try:
-        yield OneConnection(connection)
+        yield OneConnection(client, connection)
     except BaseException:
         # Half a conversation may be left on it: never hand it to someone else.
         connection.disconnect()

@@ -1,33 +1,28 @@
-"""Shared fixtures: a real Redis, the app built from environment variables, signed webhooks."""
+"""Shared fixtures: a real Redis, Prism, the app built from environment variables.
+
+Helpers tests import (tokens, signing, admin API calls) live in tests/helpers.py.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
 from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
-from werkzeug.test import TestResponse
-
-if TYPE_CHECKING:
-    from tests.voice import Clock
 
 from core import background
+from devservers.prism_server import prism
+from devservers.redis_server import RedisProcess
 from service import create_app
 from store.redis_client import connect
-from tests import redis_topologies, servers
-
-PUBLIC_BASE_URL = "https://codeword.example.com"
-TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
-ADMIN_TOKEN = "admin-token-for-tests-0000000001"
-SUPPORT_TOKEN = "support-token-for-tests-00000001"
-ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+from tests.helpers import ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT_TOKEN, TWILIO_AUTH_TOKEN
+from tests.redis_topologies import RedisClusterProcesses, SentinelProcesses
+from tests.twilio_fake import TwilioRecorder, recording_fake
+from tests.voice import Clock
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -85,23 +80,23 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="session")
-def redis_process() -> Iterator[servers.RedisProcess]:
+def redis_process() -> Iterator[RedisProcess]:
     """One real redis-server for the whole run."""
-    with servers.RedisProcess() as process:
+    with RedisProcess() as process:
         yield process
 
 
 @pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[redis_topologies.RedisClusterProcesses]:
+def redis_cluster() -> Iterator[RedisClusterProcesses]:
     """A 3-master Redis Cluster, started the first time a test asks for it."""
-    with redis_topologies.RedisClusterProcesses() as cluster:
+    with RedisClusterProcesses() as cluster:
         yield cluster
 
 
 @pytest.fixture(scope="session")
-def redis_sentinel() -> Iterator[redis_topologies.SentinelProcesses]:
+def redis_sentinel() -> Iterator[SentinelProcesses]:
     """A primary, its replica and three sentinels, started the first time a test asks."""
-    with redis_topologies.SentinelProcesses() as sentinel:
+    with SentinelProcesses() as sentinel:
         yield sentinel
 
 
@@ -120,7 +115,7 @@ def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> Iterator[s
         yield topology.url
         topology.client().flushdb()
         return
-    redis_process: servers.RedisProcess = request.getfixturevalue("redis_process")
+    redis_process: RedisProcess = request.getfixturevalue("redis_process")
     if not redis_process.running:
         redis_process.start()
     client = connect(redis_process.url)
@@ -139,7 +134,7 @@ def redis_client(redis_url: str) -> redis.Redis:
 @pytest.fixture(scope="session")
 def prism_url() -> Iterator[str]:
     """Prism answering from Twilio's own OpenAPI description."""
-    with servers.prism() as url:
+    with prism() as url:
         yield url
 
 
@@ -206,51 +201,16 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
-def twilio_signature(url: str, form: dict[str, Any], token: str = TWILIO_AUTH_TOKEN) -> str:
-    """Sign a webhook exactly as Twilio does."""
-    return RequestValidator(token).compute_signature(url, form)
-
-
-def post_signed(
-    client: FlaskClient,
-    path: str,
-    form: dict[str, Any],
-    *,
-    base_url: str = PUBLIC_BASE_URL,
-    token: str = TWILIO_AUTH_TOKEN,
-    headers: dict[str, str] | None = None,
-) -> TestResponse:
-    """POST a form to ``path`` (which may carry a query string), signed as Twilio would."""
-    signature = twilio_signature(base_url + path, form, token)
-    return client.post(
-        path, data=form, headers={"X-Twilio-Signature": signature, **(headers or {})}
-    )
-
-
-def put_practice(client: FlaskClient, practice_id: str = "p-1", **fields: Any) -> TestResponse:
-    """Create a practice through the admin API."""
-    body = {"name": "Bright Smiles", "office_number": "(202) 555-0100", **fields}
-    return client.put(f"/api/v1/practices/{practice_id}", json=body, headers=ADMIN)
-
-
-def put_user(
-    client: FlaskClient, practice_id: str = "p-1", user_id: str = "u-1", **fields: Any
-) -> TestResponse:
-    """Create a user through the admin API."""
-    body = {"name": "Dana", "role": "admin", **fields}
-    return client.put(f"/api/v1/practices/{practice_id}/users/{user_id}", json=body, headers=ADMIN)
-
-
 @pytest.fixture(scope="session")
-def twilio_recorder() -> Iterator[tuple[str, servers.TwilioRecorder]]:
+def twilio_recorder() -> Iterator[tuple[str, TwilioRecorder]]:
     """Prism checking each request against Twilio's spec, forwarding it to a recording fake."""
-    with servers.recording_fake() as (fake_url, sent), servers.prism("proxy", fake_url) as url:
+    with recording_fake() as (fake_url, sent), prism("proxy", fake_url) as url:
         yield url, sent
 
 
 @pytest.fixture
 def recorded_app(
-    make_app: Callable[..., Flask], twilio_recorder: tuple[str, servers.TwilioRecorder]
+    make_app: Callable[..., Flask], twilio_recorder: tuple[str, TwilioRecorder]
 ) -> Flask:
     """The app on the real Twilio client, through Prism to a fake that records each request."""
     twilio_recorder[1].clear()
@@ -260,8 +220,6 @@ def recorded_app(
 @pytest.fixture
 def clock(app: Flask) -> Clock:
     """The clock the call flow and codes run on; tests move it instead of sleeping."""
-    from tests.voice import Clock
-
     clock = Clock()
     app.config["CLOCK"] = clock
     return clock

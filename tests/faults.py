@@ -25,8 +25,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from tests import servers
-from tests.conftest import (
+from tests.helpers import (
     ADMIN,
     ADMIN_TOKEN,
     SUPPORT,
@@ -36,6 +35,7 @@ from tests.conftest import (
     put_practice,
     put_user,
 )
+from tests.twilio_fake import RecordedRequest, TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, OUR_NUMBER, TwilioCall, path_of, spellings
 
 OAK_CODEWORD = "Cedar-robin-58"
@@ -59,7 +59,7 @@ class Scene:
 
     app: Flask
     client: FlaskClient
-    sent: servers.TwilioRecorder
+    sent: TwilioRecorder
     call_id: str
     challenge_code: str
     call: TwilioCall
@@ -72,11 +72,11 @@ class Scene:
         return self.call.keys_url.replace("/ivr/verification/code?", "/ivr/verification/repeat?")
 
 
-def calls_placed(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def calls_placed(sent: TwilioRecorder) -> list[RecordedRequest]:
     return [r for r in sent if r.method == "POST" and r.path.endswith("/Calls.json")]
 
 
-def texts_sent(sent: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def texts_sent(sent: TwilioRecorder) -> list[RecordedRequest]:
     return [r for r in sent if r.method == "POST" and r.path.endswith("/Messages.json")]
 
 
@@ -103,7 +103,7 @@ def seed(client: FlaskClient) -> None:
 
 
 def place_call(
-    client: FlaskClient, sent: servers.TwilioRecorder, practice_id: str, to: str
+    client: FlaskClient, sent: TwilioRecorder, practice_id: str, to: str
 ) -> tuple[dict[str, Any], TwilioCall]:
     """Ask for a verification call; return the API's answer and the call as Twilio got it."""
     response = client.post(
@@ -121,7 +121,7 @@ def place_call(
     return body, call
 
 
-def set_scene(app: Flask, sent: servers.TwilioRecorder) -> Scene:
+def set_scene(app: Flask, sent: TwilioRecorder) -> Scene:
     """Seed the directory, start p-1's call (answered, at the code), text p-1's second admin."""
     client = app.test_client()
     seed(client)

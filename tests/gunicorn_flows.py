@@ -11,10 +11,10 @@ from typing import Any
 import requests
 from cryptography.fernet import Fernet
 
-from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT, SUPPORT_TOKEN
-from tests.conftest import twilio_signature as sign
 from tests.faults import calls_placed, inbound_text
+from tests.helpers import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import twilio_signature as sign
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, OUR_NUMBER
 
 TWILIO_TOKEN = "gunicorn-twilio-auth-token-5f1e"
@@ -132,7 +132,7 @@ def api(method: str, url: str, headers: dict[str, str], body: Any = None) -> req
 
 
 def request_call(
-    url: str, sent: servers.TwilioRecorder, twilio: Twilio, practice_id: str, to: str
+    url: str, sent: TwilioRecorder, twilio: Twilio, practice_id: str, to: str
 ) -> tuple[requests.Response, HttpCall | None]:
     """Support asks for a call; the call as Twilio got it, if one was placed."""
     before = len(calls_placed(sent))

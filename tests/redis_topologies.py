@@ -22,7 +22,8 @@ from typing import Self
 import redis
 from redis.cluster import RedisCluster
 
-from tests.servers import HOST, RedisProcess, free_port
+from devservers.processes import HOST, free_port
+from devservers.redis_server import RedisProcess
 
 SERVICE_NAME = "codeword"
 

@@ -8,8 +8,8 @@ import xml.etree.ElementTree as ET
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
-from tests.conftest import post_signed, put_practice, put_user
+from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
+from tests.helpers import post_signed, put_practice, put_user
 
 SERVICE_NUMBER = "+15005550006"
 ADMIN_CELL = "+12025550111"

@@ -8,7 +8,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 
 
 def error_code(response) -> str:  # type: ignore[no-untyped-def]

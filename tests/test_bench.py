@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from bench.run import SCENARIOS, TARGET_REDIS_COMMANDS
-from tests import servers
+from bench.report import TARGET_REDIS_COMMANDS
+from bench.scenarios import SCENARIOS
+from devservers.processes import REPO
 
 HAVE_WRK = shutil.which("wrk") is not None
 
@@ -28,7 +29,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     command.append("--floor" if HAVE_WRK else "--no-load")
     # Exit 1 only says a timing target was missed, which a tiny run may well do.
     result = subprocess.run(
-        command, cwd=servers.REPO, capture_output=True, text=True, timeout=240, check=False
+        command, cwd=REPO, capture_output=True, text=True, timeout=240, check=False
     )
     assert result.returncode in (0, 1) and out.exists(), result.stdout + result.stderr
     rows: list[dict[str, Any]] = json.loads(out.read_text())

@@ -38,7 +38,7 @@ from hypothesis.stateful import (
 
 from core.twiml import APOLOGY
 from ivr import prompts, tokens
-from tests.conftest import ADMIN, SUPPORT, post_signed
+from tests.helpers import ADMIN, SUPPORT, post_signed
 from tests.voice import ACCOUNT_SID, CODEWORD, OUR_NUMBER, Clock, path_of, said, spellings
 
 BRAND = "Practice by Numbers"

@@ -12,9 +12,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.errors import CarrierUnavailable
+from devservers.redis_server import RedisProcess
 from sms.cell_verification import pending_key
-from tests import servers
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import Clock
 
 pytestmark = pytest.mark.redis_topologies
@@ -177,7 +178,7 @@ def test_twilio_down_is_502_and_leaves_nothing_behind(
 
 
 def test_redis_down_is_503_and_sends_nothing(
-    app: Flask, client: FlaskClient, redis_process: servers.RedisProcess
+    app: Flask, client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     sent: list[dict[str, Any]] = []
 
@@ -337,7 +338,7 @@ def test_wrong_codes_are_counted_atomically_under_concurrency(app: Flask) -> Non
 
 
 def test_the_code_goes_by_rest_from_our_number_with_a_short_validity(
-    recorded_app: Flask, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    recorded_app: Flask, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     client = recorded_app.test_client()
     put_practice(client)
@@ -357,7 +358,7 @@ def test_the_code_goes_by_rest_from_our_number_with_a_short_validity(
 
 
 def test_a_number_twilio_knows_as_opted_out_is_409_and_kept(
-    recorded_app: Flask, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    recorded_app: Flask, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     client = recorded_app.test_client()
     put_practice(client)

@@ -12,13 +12,13 @@ from werkzeug.test import TestResponse
 
 from core import background
 from sms.codeword_texts import VALIDITY_PERIOD
-from tests import servers
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed, twilio_signature
+from tests.helpers import PUBLIC_BASE_URL, SUPPORT, post_signed, twilio_signature
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, seed, text
+from tests.twilio_fake import TwilioRecorder
 
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"
-Recorder = tuple[str, servers.TwilioRecorder]
+Recorder = tuple[str, TwilioRecorder]
 
 
 def by_keyword(client: FlaskClient) -> TestResponse:

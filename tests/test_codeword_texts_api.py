@@ -8,9 +8,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, STAFF_CELL, seed, text
+from tests.twilio_fake import TwilioRecorder
 
 pytestmark = pytest.mark.redis_topologies
 
@@ -18,7 +18,7 @@ ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REQUEST = {"practice_id": "p-1", "user_id": "u-1", "requested_by": "Dana at Bright Smiles"}
 
-Recorder = tuple[str, servers.TwilioRecorder]
+Recorder = tuple[str, TwilioRecorder]
 
 
 def ask(client: FlaskClient, body: Any = None, headers: dict[str, str] = SUPPORT) -> Any:
@@ -40,7 +40,7 @@ def client(recorded_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def sent(twilio_recorder: Recorder, client: FlaskClient) -> servers.TwilioRecorder:
+def sent(twilio_recorder: Recorder, client: FlaskClient) -> TwilioRecorder:
     """What reached Twilio's API, after the directory was seeded."""
     return twilio_recorder[1]
 
@@ -65,7 +65,7 @@ def test_twilio_accepts_the_codeword_text_and_we_answer_202(twilio_app: Flask) -
 
 
 def test_the_codeword_goes_by_rest_from_our_number_expiring_soon_with_a_callback(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     response = ask(client)
     assert response.status_code == 202
@@ -80,7 +80,7 @@ def test_the_codeword_goes_by_rest_from_our_number_expiring_soon_with_a_callback
 
 
 def test_a_support_text_is_audited_with_the_token_name_and_requester(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sid = ask(client).get_json()["id"]
     (event,) = sms_events(client)
@@ -99,7 +99,7 @@ def test_a_support_text_is_audited_with_the_token_name_and_requester(
     ],
 )
 def test_only_an_admin_with_a_verified_cell_gets_it(
-    client: FlaskClient, sent: servers.TwilioRecorder, user: dict[str, str], code: str
+    client: FlaskClient, sent: TwilioRecorder, user: dict[str, str], code: str
 ) -> None:
     response = ask(client, {**REQUEST, **user})
     assert response.status_code == 409
@@ -107,9 +107,7 @@ def test_only_an_admin_with_a_verified_cell_gets_it(
     assert list(sent) == []
 
 
-def test_an_admin_without_a_cell_is_a_conflict(
-    client: FlaskClient, sent: servers.TwilioRecorder
-) -> None:
+def test_an_admin_without_a_cell_is_a_conflict(client: FlaskClient, sent: TwilioRecorder) -> None:
     put_user(client, "p-1", "u-6", name="Nora", role="admin")
     response = ask(client, {**REQUEST, "user_id": "u-6"})
     assert response.status_code == 409
@@ -118,7 +116,7 @@ def test_an_admin_without_a_cell_is_a_conflict(
 
 
 def test_a_practice_without_a_codeword_is_a_conflict(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     client.put(
         "/api/v1/practices/p-3",
@@ -136,7 +134,7 @@ def test_a_practice_without_a_codeword_is_a_conflict(
     "body", [{**REQUEST, "practice_id": "p-9"}, {**REQUEST, "user_id": "u-99"}]
 )
 def test_an_unknown_practice_or_user_is_404(
-    client: FlaskClient, sent: servers.TwilioRecorder, body: dict[str, str]
+    client: FlaskClient, sent: TwilioRecorder, body: dict[str, str]
 ) -> None:
     assert ask(client, body).status_code == 404
     assert list(sent) == []
@@ -154,7 +152,7 @@ def test_an_unknown_practice_or_user_is_404(
     ],
 )
 def test_bad_input_is_422_naming_the_field(
-    client: FlaskClient, sent: servers.TwilioRecorder, body: dict[str, Any], field: str
+    client: FlaskClient, sent: TwilioRecorder, body: dict[str, Any], field: str
 ) -> None:
     response = ask(client, body)
     assert response.status_code == 422
@@ -170,7 +168,7 @@ def test_a_body_that_is_not_a_json_object_is_422(client: FlaskClient) -> None:
     ("headers", "status"), [({}, 401), ({"Authorization": "Bearer wrong"}, 401), (ADMIN, 403)]
 )
 def test_only_a_support_token_may_ask(
-    client: FlaskClient, sent: servers.TwilioRecorder, headers: dict[str, str], status: int
+    client: FlaskClient, sent: TwilioRecorder, headers: dict[str, str], status: int
 ) -> None:
     assert ask(client, headers=headers).status_code == status
     assert list(sent) == []
@@ -180,7 +178,7 @@ def test_only_a_support_token_may_ask(
 
 
 def test_an_opted_out_admin_is_a_conflict_and_twilio_is_not_called(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "STOP")
     response = ask(client)
@@ -190,7 +188,7 @@ def test_an_opted_out_admin_is_a_conflict_and_twilio_is_not_called(
 
 
 def test_twilio_reporting_the_recipient_opted_out_is_a_clear_409_and_kept(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(400, 21610, "Attempt to send to unsubscribed recipient")
     response = ask(client)
@@ -203,7 +201,7 @@ def test_twilio_reporting_the_recipient_opted_out_is_a_clear_409_and_kept(
 
 
 def test_twilio_failing_is_502_with_retry_after_and_spends_no_slot(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(500, 20500, "Internal Server Error")
     response = ask(client)
@@ -219,7 +217,7 @@ def test_twilio_failing_is_502_with_retry_after_and_spends_no_slot(
 
 
 def test_three_codeword_texts_per_number_an_hour_then_429_with_retry_after(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     for _ in range(3):
         assert ask(client).status_code == 202
@@ -234,7 +232,7 @@ def test_three_codeword_texts_per_number_an_hour_then_429_with_retry_after(
 
 
 def test_keyword_and_support_texts_share_the_per_number_limit(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "CODEWORD")
     text(client, "CODEWORD")
@@ -244,9 +242,7 @@ def test_keyword_and_support_texts_share_the_per_number_limit(
     assert len(sent) == 3
 
 
-def test_five_codeword_texts_per_practice_a_day(
-    client: FlaskClient, sent: servers.TwilioRecorder
-) -> None:
+def test_five_codeword_texts_per_practice_a_day(client: FlaskClient, sent: TwilioRecorder) -> None:
     for user_id in ["u-1"] * 3 + ["u-2"] * 2:
         assert ask(client, {**REQUEST, "user_id": user_id}).status_code == 202
     response = ask(client, {**REQUEST, "user_id": "u-5"})
@@ -256,7 +252,7 @@ def test_five_codeword_texts_per_practice_a_day(
 
 
 def test_the_staff_generic_reply_never_reaches_twilios_rest_api(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     assert "verified cell" in text(client, "CODEWORD", STAFF_CELL).get_data(as_text=True)
     assert list(sent) == []

@@ -11,19 +11,19 @@ from cryptography.fernet import Fernet
 
 from bench.explain import plans
 from bench.seed_directory import AUDIT_PRACTICE, admin_cell, practice_id, seed
+from devservers.postgres_server import postgres_available, postgres_server
 from store.crypto import CodewordCipher
 from store.directory import Directory
-from tests import servers
 
 PRACTICES = 3_000
 
 
 @pytest.fixture(scope="module")
 def seeded() -> Iterator[tuple[Directory, str]]:
-    if not servers.postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not installed")
     key = Fernet.generate_key().decode()
-    with servers.postgres_server() as url:
+    with postgres_server() as url:
         seed(url, practices=PRACTICES, users_per_practice=10, audit_events=5_000, key=key)
         directory = Directory(url, CodewordCipher([key]))
         yield directory, url

@@ -1,7 +1,8 @@
-"""Disclosure notices: the practice's other admins are texted after every voice or SMS disclosure."""
+"""Disclosure notices: the practice's other admins are texted after every disclosure."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from datetime import UTC, datetime
@@ -14,19 +15,19 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.exc import OperationalError
 
+from core.disclosures import Channel, Disclosure, notice_text
 from core.errors import CarrierUnavailable
-from sms.messages import Texts
-from sms.segments import MAX_GSM7_SEPTETS, gsm7_septets
-from tests import servers
-from tests.conftest import (
+from core.segments import MAX_GSM7_SEPTETS, gsm7_septets
+from devservers.gunicorn_server import gunicorn_server
+from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
+from tests.gunicorn_flows import production_env
+from tests.helpers import (
     ADMIN,
     PUBLIC_BASE_URL,
     SUPPORT,
     put_practice,
     twilio_signature,
 )
-from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
-from tests.gunicorn_flows import production_env
 from tests.sms_helpers import (
     ADMIN_CELL,
     CODEWORD,
@@ -38,6 +39,7 @@ from tests.sms_helpers import (
     seed,
     text,
 )
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import Clock, last_placed_call, request_call, spellings
 
 # 2026-05-04 10:14:30 UTC
@@ -263,23 +265,59 @@ def test_an_office_number_verification_is_no_disclosure(app: Flask, client: Flas
     assert sent_texts(app) == []
 
 
+# By the app ----------------------------------------------------------------------------
+
+
+def test_the_main_application_reading_the_codeword_is_told_to_every_admin(
+    app: Flask, client: FlaskClient
+) -> None:
+    response = client.get("/api/v1/practices/p-1/codeword", headers=ADMIN)
+    assert response.get_json() == {"codeword": CODEWORD}
+    response.close()
+    told = notices(app)
+    assert sorted(told) == sorted([ADMIN_CELL, SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
+    notice = told[ADMIN_CELL]
+    assert (
+        "the Practice Codeword of Bright Smiles was shown in the Practice by Numbers app" in notice
+    )
+    assert WHEN in notice and CODEWORD not in notice
+    assert len(sent_texts(app)) == 3
+
+
+def test_a_codeword_the_app_could_not_read_is_told_to_nobody(
+    app: Flask, client: FlaskClient
+) -> None:
+    client.get("/api/v1/practices/p-3/codeword", headers=ADMIN).close()
+    put_practice(client, "p-3", name="No Codeword Yet")
+    client.get("/api/v1/practices/p-3/codeword", headers=ADMIN).close()
+    assert sent_texts(app) == []
+
+
 # The text ------------------------------------------------------------------------------
 
 
 def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
-    texts = Texts(brand="Practice by Numbers", support="support at practicebynumbers.com")
-    notice = texts.disclosure_notice(
-        "Clínica Dental Sonrisa Brillante de San José " * 5,
-        channel="voice",
-        to_masked="+1******0100",
-        at=DISCLOSED_AT,
+    disclosure = Disclosure(
+        practice_id="p-1",
+        practice_name="Clínica Dental Sonrisa Brillante de San José " * 5,
+        channel=Channel.VOICE,
+        actor="helpdesk",
         requested_by="Dra. Ana María Núñez 🦷 " * 10,
+        to="+12025550100",
+        at=DISCLOSED_AT,
         by_support=True,
     )
-    septets = gsm7_septets(notice)
-    assert septets is not None and septets <= MAX_GSM7_SEPTETS
-    assert "Clinica Dental" in notice and "Dra. Ana Maria Nu" in notice
-    assert WHEN in notice and "+1******0100" in notice
+    for channel in Channel:
+        notice = notice_text(
+            dataclasses.replace(disclosure, channel=channel),
+            brand="Practice by Numbers",
+            support="support at practicebynumbers.com",
+        )
+        septets = gsm7_septets(notice)
+        assert septets is not None and septets <= MAX_GSM7_SEPTETS
+        assert "Clinica Dental" in notice and WHEN in notice
+        if channel is not Channel.APP:
+            assert "Dra. Ana Maria Nu" in notice and "+1******0100" in notice
 
 
 # In production -------------------------------------------------------------------------
@@ -288,12 +326,12 @@ def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
 def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
     tmp_path: Path,
     redis_url: str,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
     env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url)
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         dana = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}
         sam = {"name": "Sam", "role": "admin", "cell_number": SECOND_ADMIN_CELL}

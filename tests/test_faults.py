@@ -23,9 +23,9 @@ from flask import Flask
 from core import background
 from core.carrier import TwilioCarrier
 from core.rate_limits import codeword_texts_to
+from devservers.postgres_server import PostgresProcess, postgres_available
+from devservers.redis_server import RedisProcess
 from sms.messages import Texts
-from tests import servers
-from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN
 from tests.faults import (
     ADMIN_CELL,
     SECOND_ADMIN_CELL,
@@ -44,6 +44,8 @@ from tests.faults import (
     texts_sent,
     webhook_probes,
 )
+from tests.helpers import SUPPORT, TWILIO_AUTH_TOKEN
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OUR_NUMBER, hangs_up, said, spellings
 
 SceneMaker = Callable[..., Scene]
@@ -51,7 +53,7 @@ SceneMaker = Callable[..., Scene]
 
 @pytest.fixture
 def make_scene(
-    make_app: Callable[..., Flask], twilio_recorder: tuple[str, servers.TwilioRecorder]
+    make_app: Callable[..., Flask], twilio_recorder: tuple[str, TwilioRecorder]
 ) -> SceneMaker:
     """The scene on an app built like production's: Twilio's client, through Prism."""
     twilio_url, sent = twilio_recorder
@@ -99,7 +101,7 @@ def nothing_sent(scene: Scene) -> None:
 
 
 def test_redis_stopped_mid_call_answers_apologies_and_503s_then_recovers(
-    make_scene: SceneMaker, redis_process: servers.RedisProcess
+    make_scene: SceneMaker, redis_process: RedisProcess
 ) -> None:
     scene = make_scene()
     redis_process.stop()
@@ -113,7 +115,7 @@ def test_redis_stopped_mid_call_answers_apologies_and_503s_then_recovers(
 
 
 def test_redis_killed_mid_call_is_the_same_as_stopped(
-    make_scene: SceneMaker, redis_process: servers.RedisProcess
+    make_scene: SceneMaker, redis_process: RedisProcess
 ) -> None:
     scene = make_scene()
     redis_process.stop(kill=True)
@@ -193,15 +195,15 @@ def test_the_sqlite_database_gone_answers_apologies_and_503s_then_recovers(
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[servers.PostgresProcess]:
-    if not servers.postgres_available():
+def postgres() -> Iterator[PostgresProcess]:
+    if not postgres_available():
         pytest.skip("PostgreSQL is not installed")
-    with servers.PostgresProcess() as server:
+    with PostgresProcess() as server:
         yield server
 
 
 @pytest.fixture
-def postgres_url(postgres: servers.PostgresProcess) -> Iterator[str]:
+def postgres_url(postgres: PostgresProcess) -> Iterator[str]:
     """A fresh database on the shared server, dropped afterwards."""
     if not postgres.running:
         postgres.start()
@@ -216,7 +218,7 @@ def postgres_url(postgres: servers.PostgresProcess) -> Iterator[str]:
 
 
 def test_postgresql_stopped_answers_apologies_and_503s_then_recovers(
-    make_scene: SceneMaker, postgres: servers.PostgresProcess, postgres_url: str
+    make_scene: SceneMaker, postgres: PostgresProcess, postgres_url: str
 ) -> None:
     """A real PostgreSQL shut down under the pool, then started again."""
     scene = make_scene(DATABASE_URL=postgres_url)
@@ -234,9 +236,7 @@ def test_postgresql_stopped_answers_apologies_and_503s_then_recovers(
 
 
 @contextlib.contextmanager
-def twilio_failing(
-    sent: servers.TwilioRecorder, status: int = 0, delay: float = 0
-) -> Iterator[None]:
+def twilio_failing(sent: TwilioRecorder, status: int = 0, delay: float = 0) -> Iterator[None]:
     """Twilio answers every request with ``status``, or only after ``delay`` seconds."""
     for _ in range(20):
         if delay:
@@ -293,7 +293,7 @@ def reply(answer: ET.Element) -> str | None:
 
 def test_twilio_not_answering_in_time_answers_within_a_second_and_502s_then_recovers(
     make_scene: SceneMaker,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Twilio holds every request past the carrier's read timeout (shortened here). The

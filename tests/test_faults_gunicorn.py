@@ -15,10 +15,13 @@ import psycopg
 import pytest
 import requests
 
-from tests import servers
-from tests.conftest import SUPPORT
+from devservers.gunicorn_server import gunicorn
+from devservers.postgres_server import PostgresProcess, postgres_available
+from devservers.redis_server import RedisProcess
 from tests.faults import INTERNALS, a_wrong_code, texts_sent
 from tests.gunicorn_flows import HttpCall, Twilio, api, production_env, request_call, seed
+from tests.helpers import SUPPORT
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import CODEWORD, OFFICE, spellings
 
 DANA = "+12025550111"
@@ -49,7 +52,7 @@ def check_outage(url: str, twilio: Twilio, call: HttpCall, code_url: str, code: 
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 503
 
 
-def check_recovery(url: str, twilio: Twilio, sent: servers.TwilioRecorder) -> None:
+def check_recovery(url: str, twilio: Twilio, sent: TwilioRecorder) -> None:
     """Every worker ready again; a call reads the codeword, a text carries it."""
     for _ in range(ROUNDS):
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
@@ -71,13 +74,13 @@ Outage = Callable[[], None]
 
 def survive(
     env: dict[str, str],
-    sent: servers.TwilioRecorder,
+    sent: TwilioRecorder,
     stop: Outage,
     start: Outage,
     call_survives: bool,
 ) -> None:
     """Start a call, stop the dependency mid-call, check the outage, start it, check recovery."""
-    with servers.gunicorn(env) as server:
+    with gunicorn(env) as server:
         url = server.url
         twilio = Twilio(url)
         seed(url, CODEWORD, "(202) 555-0100", {"u-1": DANA})
@@ -97,17 +100,17 @@ def survive(
 
 
 @pytest.fixture
-def sent(twilio_recorder: tuple[str, servers.TwilioRecorder]) -> servers.TwilioRecorder:
+def sent(twilio_recorder: tuple[str, TwilioRecorder]) -> TwilioRecorder:
     twilio_recorder[1].clear()
     return twilio_recorder[1]
 
 
 def test_gunicorn_workers_ride_out_a_redis_restart(
     tmp_path: Path,
-    redis_process: servers.RedisProcess,
+    redis_process: RedisProcess,
     redis_url: str,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
-    sent: servers.TwilioRecorder,
+    twilio_recorder: tuple[str, TwilioRecorder],
+    sent: TwilioRecorder,
 ) -> None:
     env = production_env(
         redis_url,
@@ -119,19 +122,19 @@ def test_gunicorn_workers_ride_out_a_redis_restart(
 
 
 @pytest.fixture(scope="module")
-def postgres() -> Iterator[servers.PostgresProcess]:
-    if not servers.postgres_available():
+def postgres() -> Iterator[PostgresProcess]:
+    if not postgres_available():
         pytest.skip("PostgreSQL is not installed")
-    with servers.PostgresProcess() as server:
+    with PostgresProcess() as server:
         yield server
 
 
 def test_gunicorn_workers_ride_out_a_postgresql_restart(
     tmp_path: Path,
-    postgres: servers.PostgresProcess,
+    postgres: PostgresProcess,
     redis_url: str,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
-    sent: servers.TwilioRecorder,
+    twilio_recorder: tuple[str, TwilioRecorder],
+    sent: TwilioRecorder,
 ) -> None:
     name = "directory_" + uuid.uuid4().hex[:12]
     with psycopg.connect(postgres.url, autocommit=True) as conn:

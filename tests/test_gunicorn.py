@@ -6,15 +6,16 @@ from pathlib import Path
 
 import requests
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, twilio_signature
+from devservers.gunicorn_server import gunicorn_server
+from devservers.processes import REPO
 from tests.gunicorn_flows import TWILIO_TOKEN, production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, twilio_signature
 
 
 def test_gunicorn_serves_the_app_with_a_prepared_database(tmp_path: Path, redis_url: str) -> None:
     # No call or text is placed here: Twilio's API is never reached.
     env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url="")
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         assert requests.get(f"{url}/readyz", timeout=5).status_code == 200
         created = requests.put(
             f"{url}/api/v1/practices/p-1",
@@ -39,7 +40,7 @@ def test_the_wsgi_app_refuses_to_load_in_production_without_secrets(tmp_path: Pa
 
     result = subprocess.run(
         [sys.executable, "-c", "import wsgi"],
-        cwd=servers.REPO,
+        cwd=REPO,
         env={"APP_ENV": "production", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,

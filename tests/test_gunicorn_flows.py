@@ -22,9 +22,9 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from devservers.gunicorn_server import gunicorn
+from devservers.redis_server import RedisProcess
 from store.redis_client import connect
-from tests import servers
-from tests.conftest import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
 from tests.faults import a_wrong_code
 from tests.gunicorn_flows import (
     SECRET_KEY,
@@ -37,6 +37,8 @@ from tests.gunicorn_flows import (
     request_call,
     seed,
 )
+from tests.helpers import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, OUR_NUMBER, spellings
 
 DANA = "+12025550111"
@@ -81,7 +83,7 @@ def delivered(twilio: Twilio, sid: str, to: str) -> None:
     twilio.post("/sms/status?practice_id=p-1", form)
 
 
-def flows(url: str, sent: servers.TwilioRecorder) -> tuple[Twilio, list[str], list[str]]:
+def flows(url: str, sent: TwilioRecorder) -> tuple[Twilio, list[str], list[str]]:
     """Every flow once; returns Twilio's side, the challenge codes and the call URL tokens."""
     twilio = Twilio(url)
     seed(url, CODEWORD, "(202) 555-0100", {"u-1": DANA, "u-2": SAM})
@@ -145,8 +147,8 @@ def redaction_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def run(
     tmp_path_factory: pytest.TempPathFactory,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("gunicorn-flows")
     if not redis_process.running:
@@ -164,7 +166,7 @@ def run(
         # The access log too: it must not carry secrets either.
         ACCESS_LOG="1",
     )
-    with servers.gunicorn(env) as server:
+    with gunicorn(env) as server:
         twilio, codes, tokens = flows(server.url, sent)
         # The redactions run on the workers' background pools; their lines come last.
         deadline = time.monotonic() + 10

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask.testing import FlaskClient
 
-from tests.servers import RedisProcess
+from devservers.redis_server import RedisProcess
 
 
 def test_healthz_answers_while_the_process_lives(client: FlaskClient) -> None:

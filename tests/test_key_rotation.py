@@ -8,8 +8,8 @@ from click.testing import Result
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from tests import servers
-from tests.conftest import ADMIN
+from devservers.redis_server import RedisProcess
+from tests.helpers import ADMIN
 from tests.voice import (
     CODEWORD_SPOKEN_EN,
     last_placed_call,
@@ -80,7 +80,7 @@ def test_a_code_sealed_under_a_dropped_key_is_withheld_not_an_error(
 
 
 def test_rotation_with_redis_down_says_what_is_left_to_do(
-    make_app: Callable[..., Flask], redis_process: servers.RedisProcess
+    make_app: Callable[..., Flask], redis_process: RedisProcess
 ) -> None:
     before = make_app(CODEWORD_KEYS=OLD).test_client()
     setup_practice(before)

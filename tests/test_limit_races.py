@@ -17,11 +17,13 @@ from pathlib import Path
 import pytest
 import requests
 
+from devservers.gunicorn_server import gunicorn_server
+from devservers.redis_server import RedisProcess
 from store.redis_client import connect
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, twilio_signature
 from tests.faults import calls_placed, inbound_text, texts_sent
 from tests.gunicorn_flows import TWILIO_TOKEN, HttpCall, Twilio, api, production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, twilio_signature
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import CODEWORD
 
 DANA = "+12025550111"
@@ -32,8 +34,8 @@ DESKS = {f"desk{n}": f"support-token-for-race-desk-{n:04d}" for n in range(4)}
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[str]:
     """One gunicorn (2 workers of 8 threads) for the module, with small limits."""
     tmp: Path = tmp_path_factory.mktemp("limit-races")
@@ -53,16 +55,16 @@ def server(
         VERIFICATION_CALLS_PER_SUPPORT_TOKEN="3/hour",
         SMS_INBOUND_PER_NUMBER="12/hour",
     )
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         yield url
 
 
 @pytest.fixture
 def sent(
     server: str,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
-) -> servers.TwilioRecorder:
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
+) -> TwilioRecorder:
     """What reached Twilio during the test; every limit starts empty."""
     connect(redis_process.url).flushdb()
     recorder = twilio_recorder[1]
@@ -106,7 +108,7 @@ def admin(url: str, practice_id: str, user_id: str, cell: str, verified: bool = 
     assert api("PUT", path, ADMIN, body).status_code in (200, 201)
 
 
-def texts_to(sent: servers.TwilioRecorder, number: str) -> int:
+def texts_to(sent: TwilioRecorder, number: str) -> int:
     return sum(1 for r in texts_sent(sent) if r.form["To"] == number)
 
 
@@ -123,7 +125,7 @@ def reply(response: requests.Response) -> str | None:
     return ET.fromstring(response.text).findtext("Message")  # noqa: S314 - our own TwiML
 
 
-def end_call(url: str, sent: servers.TwilioRecorder, status_url: str, headers: dict) -> None:
+def end_call(url: str, sent: TwilioRecorder, status_url: str, headers: dict) -> None:
     """Twilio reports the last placed call completed: the practice has no live call."""
     placed = calls_placed(sent)[-1]
     call_sid = api("GET", status_url, headers).json()["call_sid"]
@@ -134,7 +136,7 @@ def end_call(url: str, sent: servers.TwilioRecorder, status_url: str, headers: d
 
 
 def test_twelve_support_codeword_texts_at_once_send_exactly_three(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """SMS_CODEWORD_TEXTS_PER_NUMBER 3/hour: 3 texts and 9 answers 429, not 9 texts."""
     practice(server, "p-1", "(202) 555-0100", office_number_verified=True)
@@ -155,7 +157,7 @@ def test_twelve_support_codeword_texts_at_once_send_exactly_three(
 
 
 def test_ten_codeword_keywords_at_once_from_one_cell_send_three_texts_at_most(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     practice(server, "p-1", "(202) 555-0100", office_number_verified=True)
     admin(server, "p-1", "u-1", DANA)
@@ -172,7 +174,7 @@ def test_ten_codeword_keywords_at_once_from_one_cell_send_three_texts_at_most(
 
 
 def test_eight_cell_verifications_at_once_text_three_codes(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """CELL_VERIFICATION_TEXTS_PER_USER 3/hour."""
     practice(server, "p-1", "(202) 555-0100")
@@ -184,7 +186,7 @@ def test_eight_cell_verifications_at_once_text_three_codes(
 
 
 def test_eight_calls_at_once_for_one_support_token_place_three(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """VERIFICATION_CALLS_PER_SUPPORT_TOKEN 3/hour, eight practices: not one call each."""
     for n in range(8):
@@ -205,7 +207,7 @@ def test_eight_calls_at_once_for_one_support_token_place_three(
 
 
 def test_twelve_calls_at_once_to_one_practice_place_one_and_spend_one_slot(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """VERIFICATION_CALLS_PER_PRACTICE 3/hour: one call is live, the others are refused,
     and those refused for the live call give their slots back: two more calls follow."""
@@ -237,7 +239,7 @@ def test_twelve_calls_at_once_to_one_practice_place_one_and_spend_one_slot(
 
 
 def test_twelve_office_verifications_at_once_place_one_and_spend_one_slot(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """OFFICE_VERIFICATIONS_PER_PRACTICE 3/hour, as for support's calls."""
     practice(server, "p-1", "(202) 555-0100")
@@ -263,7 +265,7 @@ def test_twelve_office_verifications_at_once_place_one_and_spend_one_slot(
 
 
 def test_sixteen_texts_at_once_from_one_number_get_twelve_answers(
-    server: str, sent: servers.TwilioRecorder
+    server: str, sent: TwilioRecorder
 ) -> None:
     """SMS_INBOUND_PER_NUMBER 12/hour: past it, a flood, dropped without a reply."""
     responses = all_at_once(16, lambda _: signed_text(server, "+12025550199", "HELP"))

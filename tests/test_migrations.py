@@ -14,11 +14,11 @@ from flask import Flask
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Engine
 
+from devservers.postgres_server import postgres_available, postgres_server
 from store import schema
 from store.crypto import CodewordCipher
 from store.directory import Directory
 from store.models import Base
-from tests import servers
 
 
 def _differences(engine: Engine) -> list[object]:
@@ -35,9 +35,9 @@ def test_migrating_an_empty_sqlite_database_builds_the_models_schema(tmp_path: P
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    if not servers.postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not installed")
-    with servers.postgres_server() as url:
+    with postgres_server() as url:
         yield url
 
 

@@ -12,8 +12,8 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, post_signed, put_practice, twilio_signature
+from devservers.gunicorn_server import gunicorn_server
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, post_signed, put_practice, twilio_signature
 
 
 def json_lines(text: str) -> list[dict]:
@@ -69,7 +69,7 @@ def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str
     headers = {
         "X-Twilio-Signature": twilio_signature(PUBLIC_BASE_URL + "/ivr/inbound", form, "tok")
     }
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         for _ in range(12):
             # A new connection each time, so both workers take some.
             with requests.Session() as session:

@@ -13,10 +13,11 @@ from flask.testing import FlaskClient
 
 from core.carrier import PlacedCall
 from core.errors import CarrierUnavailable
+from devservers.redis_server import RedisProcess
 from store import keys
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_practice
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_practice
 from tests.redis_topologies import all_keys
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import (
     ACCOUNT_SID,
     CODEWORD,
@@ -412,7 +413,7 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
 
 @pytest.mark.usefixtures("practice")
 def test_redis_down_is_503_and_places_no_call(
-    app: Flask, client: FlaskClient, redis_process: servers.RedisProcess
+    app: Flask, client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     placed: list[dict[str, Any]] = []
 
@@ -453,7 +454,7 @@ def test_the_database_lost_at_the_right_code_verifies_nothing(
 
 
 def test_twilio_is_asked_to_call_the_office_with_our_callbacks(
-    recorded_app: Flask, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    recorded_app: Flask, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     client = recorded_app.test_client()
     assert put_practice(client).status_code == 201

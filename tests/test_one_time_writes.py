@@ -15,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from store import keys
-from tests.conftest import ADMIN, SUPPORT, put_user
+from tests.helpers import ADMIN, SUPPORT, put_user
 from tests.redis_topologies import SentinelProcesses
 from tests.voice import CODEWORD, CODEWORD_SPOKEN_EN, hangs_up, said, setup_practice, spellings
 from tests.voice import start_call as start_voice_call

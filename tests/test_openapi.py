@@ -7,7 +7,7 @@ import re
 import yaml
 from flask import Flask
 
-from tests.servers import REPO
+from devservers.processes import REPO
 
 WEBHOOK_PREFIXES = ("/ivr/", "/sms/", "/twilio/")
 

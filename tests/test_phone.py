@@ -26,11 +26,13 @@ from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import VoiceResponse
 
 from core.simulated_carrier import SIMULATED_ACCOUNT_SID, SimulatedCarrier
+from devservers.gunicorn_server import gunicorn_server
+from devservers.processes import REPO
+from devservers.redis_server import RedisProcess
 from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
-from tests import servers
-from tests.conftest import (
+from tests.helpers import (
     ADMIN,
     ADMIN_TOKEN,
     PUBLIC_BASE_URL,
@@ -47,7 +49,7 @@ SERVICE_NUMBER = "+15005550006"
 
 @pytest.fixture(scope="module")
 def service_env(
-    redis_process: servers.RedisProcess, tmp_path_factory: pytest.TempPathFactory
+    redis_process: RedisProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, str]:
     """One environment for the service under gunicorn and the phone in the test."""
     tmp = tmp_path_factory.mktemp("phone")
@@ -69,9 +71,9 @@ def service_env(
 @pytest.fixture(scope="module")
 def service(service_env: dict[str, str]) -> Iterator[str]:
     """The service and the test flows under gunicorn; where it listens."""
-    if not servers.REPO.joinpath("tests", "phone_flows.py").exists():
+    if not REPO.joinpath("tests", "phone_flows.py").exists():
         pytest.skip("test flows missing")
-    with servers.gunicorn_server(service_env, app="tests.phone_flows:app") as url:
+    with gunicorn_server(service_env, app="tests.phone_flows:app") as url:
         yield url
 
 
@@ -431,7 +433,7 @@ def test_a_call_past_its_time_limit_ends_before_the_keys_reach_the_service(
 
 
 def test_the_phone_says_plainly_when_redis_is_down(
-    phone_app: Flask, redis_process: servers.RedisProcess
+    phone_app: Flask, redis_process: RedisProcess
 ) -> None:
     redis_process.stop()
 
@@ -671,7 +673,7 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
     def run(*args: str, stdin: str = "", port: str = "8000") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [*flask, *args],
-            cwd=servers.REPO,
+            cwd=REPO,
             env={**env, "PORT": port},
             input=stdin,
             capture_output=True,
@@ -680,7 +682,7 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
         )
 
     assert run("seed-demo").returncode == 0
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         # PUBLIC_BASE_URL defaults to the service's own port, which the phone is told.
         port = url.rsplit(":", 1)[1]
         call = request_verification_call(url, "demo-practice").json()

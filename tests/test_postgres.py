@@ -8,18 +8,16 @@ import pytest
 from flask import Flask
 from sqlalchemy import text
 
+from devservers.postgres_server import postgres_available, postgres_server
 from store.directory import Sender
-from tests import servers
-from tests.conftest import ADMIN, put_practice, put_user
+from tests.helpers import ADMIN, put_practice, put_user
 
-pytestmark = pytest.mark.skipif(
-    not servers.postgres_available(), reason="PostgreSQL is not installed"
-)
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
-    with servers.postgres_server() as url:
+    with postgres_server() as url:
         yield url
 
 
@@ -78,7 +76,7 @@ def test_readiness_reports_a_stopped_database(
     make_app: Callable[..., Flask],
 ) -> None:
     """With PostgreSQL gone, /readyz says so at once and the API answers 503."""
-    with servers.postgres_server() as url:
+    with postgres_server() as url:
         app = make_app(DATABASE_URL=url)
         client = app.test_client()
         assert client.get("/readyz").status_code == 200

@@ -20,7 +20,7 @@ from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import ADMIN_TOKEN, SUPPORT_TOKEN, put_practice
+from tests.helpers import ADMIN_TOKEN, SUPPORT_TOKEN, put_practice
 from tests.sms_helpers import CODEWORD, OAK_CODEWORD, seed
 
 PROPERTY_SETTINGS = settings(

@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, TWILIO_AUTH_TOKEN, twilio_signature
 from tests.faults import INTERNALS
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, TWILIO_AUTH_TOKEN, twilio_signature
 from tests.sms_helpers import (
     ADMIN_CELL,
     MULTI_ADMIN_CELL,

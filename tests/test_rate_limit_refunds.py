@@ -18,7 +18,7 @@ from core import rate_limits
 from core.carrier import CarrierTimedOut, PlacedCall, RecipientOptedOut
 from core.errors import CarrierUnavailable, Conflict
 from store.errors import LimitExceeded
-from tests.conftest import ADMIN, SUPPORT, put_practice, put_user
+from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 from tests.sms_helpers import text
 from tests.voice import CODEWORD
 

@@ -16,7 +16,7 @@ from store import keys
 from store.errors import LimitExceeded
 from store.ratelimit import RateLimiter, Rule
 from store.redis_client import connect, limits_storage
-from tests.conftest import SUPPORT
+from tests.helpers import SUPPORT
 from tests.redis_topologies import RedisClusterProcesses
 from tests.voice import hangs_up, said, setup_practice, start_call
 

@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT
-from tests.conftest import twilio_signature as sign
+from devservers.gunicorn_server import gunicorn
 from tests.faults import a_wrong_code, calls_placed
 from tests.gunicorn_flows import TWILIO_TOKEN, production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT
+from tests.helpers import twilio_signature as sign
 from tests.redis_topologies import SentinelProcesses
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OUR_NUMBER, spellings
 
 PRACTICES = 30
@@ -54,7 +55,7 @@ class Seen:
 class Load:
     """Threads running verification calls against the server, one practice per call."""
 
-    def __init__(self, url: str, sent: servers.TwilioRecorder, practices: range) -> None:
+    def __init__(self, url: str, sent: TwilioRecorder, practices: range) -> None:
         self.url, self.sent = url, sent
         self.seen = Seen()
         # Round and round: a practice is free again once its call ended.
@@ -212,7 +213,7 @@ def sentinel() -> Iterator[SentinelProcesses]:
 def test_a_failover_under_load_apologises_for_a_moment_then_recovers_without_a_restart(
     tmp_path: Path,
     sentinel: SentinelProcesses,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
@@ -224,7 +225,7 @@ def test_a_failover_under_load_apologises_for_a_moment_then_recovers_without_a_r
         VERIFICATION_CALLS_PER_PRACTICE="10000/hour",
         GUNICORN_THREADS="4",
     )
-    with servers.gunicorn(env) as server:
+    with gunicorn(env) as server:
         seed_practices(server.url)
         # The last practice is kept for a call once everything is at rest again.
         load = Load(server.url, sent, range(PRACTICES - 1))

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from core import background
-from tests import servers
-from tests.conftest import SUPPORT, post_signed
+from tests.helpers import SUPPORT, post_signed
 from tests.sms_helpers import ADMIN_CELL, seed, text
+from tests.twilio_fake import TwilioRecorder
 
 ACCOUNT_SID = "AC" + "0" * 32
 
@@ -104,7 +104,7 @@ def test_a_report_for_something_that_is_not_a_message_sid_is_ignored(
 
 
 def test_redaction_posts_an_empty_body_to_the_message_at_twilio(
-    recorded_app: Flask, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    recorded_app: Flask, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     client = recorded_app.test_client()
     seed(client)
@@ -121,7 +121,7 @@ def test_redaction_posts_an_empty_body_to_the_message_at_twilio(
 
 
 def test_a_failed_redaction_still_records_the_delivery(
-    recorded_app: Flask, twilio_recorder: tuple[str, servers.TwilioRecorder]
+    recorded_app: Flask, twilio_recorder: tuple[str, TwilioRecorder]
 ) -> None:
     client = recorded_app.test_client()
     seed(client)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import requests
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, twilio_signature
+from devservers.gunicorn_server import gunicorn_server
+from devservers.redis_server import RedisProcess
 from tests.gunicorn_flows import TWILIO_TOKEN as TOKEN
 from tests.gunicorn_flows import production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, twilio_signature
 from tests.sms_helpers import ADMIN_CELL, CODEWORD
+from tests.twilio_fake import TwilioRecorder
 
 
 def inbound(url: str, body: str) -> str | None:
@@ -29,15 +31,15 @@ def inbound(url: str, body: str) -> str | None:
 
 def test_workers_share_the_codeword_limit_and_survive_redis_going_down(
     tmp_path: Path,
-    redis_process: servers.RedisProcess,
+    redis_process: RedisProcess,
     redis_url: str,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> None:
     twilio_url, sent = twilio_recorder
     sent.clear()
     database_url = f"sqlite:///{tmp_path / 'd.sqlite3'}"
     env = production_env(redis_url, database_url, twilio_url, WEB_CONCURRENCY="3")
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         user = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}
         user["cell_number_verified"] = True

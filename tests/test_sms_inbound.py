@@ -16,7 +16,7 @@ from sms.codeword_requests import answer_inbound_text
 from store import keys
 from store.directory import Sender
 from store.models import Base
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import (
     ADMIN_CELL,
     CODEWORD,

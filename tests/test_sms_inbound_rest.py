@@ -9,9 +9,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core import background
+from devservers.redis_server import RedisProcess
 from store.models import Base
-from tests import servers
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed
+from tests.helpers import PUBLIC_BASE_URL, SUPPORT, post_signed
 from tests.redis_trips import count_round_trips
 from tests.sms_helpers import (
     ADMIN_CELL,
@@ -23,6 +23,7 @@ from tests.sms_helpers import (
     seed,
     text,
 )
+from tests.twilio_fake import TwilioRecorder
 
 MESSAGES = f"/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"
 
@@ -35,9 +36,7 @@ def client(recorded_app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def sent(
-    twilio_recorder: tuple[str, servers.TwilioRecorder], client: FlaskClient
-) -> servers.TwilioRecorder:
+def sent(twilio_recorder: tuple[str, TwilioRecorder], client: FlaskClient) -> TwilioRecorder:
     return twilio_recorder[1]
 
 
@@ -47,7 +46,7 @@ def sms_outcomes(client: FlaskClient) -> list[str]:
 
 
 def test_the_keyword_codeword_text_is_a_rest_message_with_validity_and_callback(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     response = text(client, "CODEWORD")
     assert reply_of(response) is None
@@ -62,7 +61,7 @@ def test_the_keyword_codeword_text_is_a_rest_message_with_validity_and_callback(
 
 
 def test_a_codeword_text_takes_two_redis_round_trips(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     """One before deciding (flood count, windows, pending list), one after (spends or list)."""
     text(client, "hello", UNKNOWN_CELL)  # the limit scripts are loaded from here on
@@ -78,7 +77,7 @@ def test_a_codeword_text_takes_two_redis_round_trips(
 
 
 def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     text(client, "hello", UNKNOWN_CELL)
     for body, sender in [("HELP", ADMIN_CELL), ("CODEWORD", STAFF_CELL), ("hi", UNKNOWN_CELL)]:
@@ -89,7 +88,7 @@ def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
 
 
 def test_twilio_down_gets_a_polite_reply_and_spends_no_slot(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(500, 20500, "Internal Server Error")
     reply = reply_of(text(client, "CODEWORD"))
@@ -103,7 +102,7 @@ def test_twilio_down_gets_a_polite_reply_and_spends_no_slot(
 
 
 def test_twilio_saying_the_admin_opted_out_is_kept_and_answered_with_nothing(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_error(400, 21610, "Attempt to send to unsubscribed recipient")
     assert reply_of(text(client, "CODEWORD")) is None
@@ -113,7 +112,7 @@ def test_twilio_saying_the_admin_opted_out_is_kept_and_answered_with_nothing(
 
 
 def test_with_redis_down_twilio_is_never_asked_to_send(
-    client: FlaskClient, sent: servers.TwilioRecorder, redis_process: servers.RedisProcess
+    client: FlaskClient, sent: TwilioRecorder, redis_process: RedisProcess
 ) -> None:
     redis_process.stop()
     for body in ("CODEWORD", "HELP"):
@@ -124,7 +123,7 @@ def test_with_redis_down_twilio_is_never_asked_to_send(
 
 
 def test_with_the_database_down_twilio_is_never_asked_to_send(
-    recorded_app: Flask, client: FlaskClient, sent: servers.TwilioRecorder
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     Base.metadata.drop_all(recorded_app.extensions["directory"].engine)
     response = text(client, "CODEWORD")
@@ -133,7 +132,7 @@ def test_with_the_database_down_twilio_is_never_asked_to_send(
 
 
 def test_with_redis_down_the_support_endpoint_is_503_and_sends_nothing(
-    client: FlaskClient, sent: servers.TwilioRecorder, redis_process: servers.RedisProcess
+    client: FlaskClient, sent: TwilioRecorder, redis_process: RedisProcess
 ) -> None:
     redis_process.stop()
     response = client.post(
@@ -147,7 +146,7 @@ def test_with_redis_down_the_support_endpoint_is_503_and_sends_nothing(
 
 
 def test_the_codeword_never_reaches_a_log_line(
-    client: FlaskClient, sent: servers.TwilioRecorder, caplog: pytest.LogCaptureFixture
+    client: FlaskClient, sent: TwilioRecorder, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     text(client, "CODEWORD")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from core.segments import MAX_GSM7_SEPTETS, fits, gsm7_septets, segment_count
 from sms.keywords import Kind, parse_keyword
 from sms.messages import Texts
-from sms.segments import MAX_GSM7_SEPTETS, fits, gsm7_septets, segment_count
 
 DEFAULT = Texts(brand="Practice by Numbers", support="support at practicebynumbers.com")
 # The longest brand and support contact the docs allow for.

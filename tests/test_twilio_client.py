@@ -13,20 +13,22 @@ from flask import Flask
 from core.carrier import CarrierTimedOut, RecipientOptedOut, TwilioCarrier
 from core.errors import CarrierUnavailable
 from core.simulated_carrier import SimulatedCarrier
-from tests import servers
+from devservers.prism_server import prism
+from devservers.processes import free_port
+from tests.twilio_fake import TwilioRecorder, recording_fake
 
 ACCOUNT_SID = "AC" + "0" * 32
 
 
 @pytest.fixture(scope="module")
-def recorded_twilio() -> Iterator[tuple[str, servers.TwilioRecorder]]:
+def recorded_twilio() -> Iterator[tuple[str, TwilioRecorder]]:
     """Prism validating requests against the spec, forwarding them to a recording fake."""
-    with servers.recording_fake() as (fake_url, sent), servers.prism("proxy", fake_url) as url:
+    with recording_fake() as (fake_url, sent), prism("proxy", fake_url) as url:
         yield url, sent
 
 
 @pytest.fixture
-def carrier(recorded_twilio: tuple[str, servers.TwilioRecorder]) -> TwilioCarrier:
+def carrier(recorded_twilio: tuple[str, TwilioRecorder]) -> TwilioCarrier:
     recorded_twilio[1].clear()
     return TwilioCarrier(ACCOUNT_SID, "token", "+15005550006", recorded_twilio[0])
 
@@ -57,7 +59,7 @@ def test_a_text_and_its_redaction_are_accepted_by_twilios_contract(prism_url: st
 
 
 def test_a_call_sends_what_the_call_flow_needs(
-    carrier: TwilioCarrier, recorded_twilio: tuple[str, servers.TwilioRecorder]
+    carrier: TwilioCarrier, recorded_twilio: tuple[str, TwilioRecorder]
 ) -> None:
     carrier.place_call(
         to="+12025550100",
@@ -84,7 +86,7 @@ def test_a_call_sends_what_the_call_flow_needs(
 
 
 def test_a_redaction_posts_an_empty_body_to_the_message(
-    carrier: TwilioCarrier, recorded_twilio: tuple[str, servers.TwilioRecorder]
+    carrier: TwilioCarrier, recorded_twilio: tuple[str, TwilioRecorder]
 ) -> None:
     sid = "SM" + "a" * 32
     carrier.redact_message(sid)
@@ -95,7 +97,7 @@ def test_a_redaction_posts_an_empty_body_to_the_message(
 
 
 def test_an_opted_out_recipient_is_a_clear_conflict(
-    carrier: TwilioCarrier, recorded_twilio: tuple[str, servers.TwilioRecorder]
+    carrier: TwilioCarrier, recorded_twilio: tuple[str, TwilioRecorder]
 ) -> None:
     recorded_twilio[1].queue_error(400, 21610)
     with pytest.raises(RecipientOptedOut) as raised:
@@ -104,7 +106,7 @@ def test_an_opted_out_recipient_is_a_clear_conflict(
 
 
 def test_twilio_failing_is_reported_as_carrier_unavailable(
-    carrier: TwilioCarrier, recorded_twilio: tuple[str, servers.TwilioRecorder]
+    carrier: TwilioCarrier, recorded_twilio: tuple[str, TwilioRecorder]
 ) -> None:
     recorded_twilio[1].queue_error(500, 20500, "Internal Server Error")
     with pytest.raises(CarrierUnavailable) as raised:
@@ -117,9 +119,7 @@ def test_twilio_failing_is_reported_as_carrier_unavailable(
 
 def test_twilio_unreachable_is_reported_as_carrier_unavailable() -> None:
     """Nothing was sent: not a CarrierTimedOut, which would keep the rate-limit slot."""
-    carrier = TwilioCarrier(
-        ACCOUNT_SID, "token", "+15005550006", f"http://127.0.0.1:{servers.free_port()}"
-    )
+    carrier = TwilioCarrier(ACCOUNT_SID, "token", "+15005550006", f"http://127.0.0.1:{free_port()}")
     with pytest.raises(CarrierUnavailable) as raised:
         carrier.send_sms(to="+12025550111", body="hello")
     assert not isinstance(raised.value, CarrierTimedOut)

@@ -15,17 +15,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.carrier import TwilioCarrier
-from tests import servers
-from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN, post_signed
 from tests.faults import ADMIN_CELL, SECOND_ADMIN_CELL, inbound_text, seed, texts_sent
+from tests.helpers import SUPPORT, TWILIO_AUTH_TOKEN, post_signed
 from tests.sms_helpers import reply_of
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OUR_NUMBER
 
 
 @pytest.fixture
-def app(
-    make_app: Callable[..., Flask], twilio_recorder: tuple[str, servers.TwilioRecorder]
-) -> Flask:
+def app(make_app: Callable[..., Flask], twilio_recorder: tuple[str, TwilioRecorder]) -> Flask:
     """Twilio's client through Prism, giving up after 0.3 s; one codeword text an hour."""
     twilio_url, sent = twilio_recorder
     sent.clear()
@@ -42,9 +40,7 @@ def app(
 
 
 @pytest.fixture
-def sent(
-    twilio_recorder: tuple[str, servers.TwilioRecorder], app: Flask
-) -> Iterator[servers.TwilioRecorder]:
+def sent(twilio_recorder: tuple[str, TwilioRecorder], app: Flask) -> Iterator[TwilioRecorder]:
     recorder = twilio_recorder[1]
     recorder.clear()
     yield recorder
@@ -58,7 +54,7 @@ def sms_events(client: FlaskClient) -> list[dict[str, str]]:
 
 
 def test_a_support_codeword_text_twilio_answered_too_late_is_audited_and_counted(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_response(201, {}, delay=1)
     body = {"practice_id": "p-1", "user_id": "u-1", "requested_by": "Dana"}
@@ -85,7 +81,7 @@ def test_a_support_codeword_text_twilio_answered_too_late_is_audited_and_counted
 
 
 def test_a_keyword_codeword_text_twilio_answered_too_late_is_audited_and_counted(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     sent.queue_response(201, {}, delay=1)
     reply = reply_of(post_signed(client, "/sms/inbound", inbound_text(ADMIN_CELL, "CODEWORD")))
@@ -97,7 +93,7 @@ def test_a_keyword_codeword_text_twilio_answered_too_late_is_audited_and_counted
 
 
 def test_a_codeword_text_twilio_refused_is_neither_audited_nor_counted(
-    client: FlaskClient, sent: servers.TwilioRecorder
+    client: FlaskClient, sent: TwilioRecorder
 ) -> None:
     """Twilio answered with an error: nothing was sent, so the slot is still there."""
     sent.queue_error(500, 20500, "Internal Server Error")
@@ -108,7 +104,7 @@ def test_a_codeword_text_twilio_refused_is_neither_audited_nor_counted(
 
 
 def test_the_carrier_waits_for_a_slow_twilio_rather_than_give_up_early(
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> None:
     """A text Twilio answers after 2 s is sent and confirmed with the default timeouts."""
     twilio_url, sent = twilio_recorder

@@ -17,17 +17,18 @@ from typing import Any
 import pytest
 import requests
 
-from tests import servers
-from tests.conftest import ADMIN, PUBLIC_BASE_URL, SUPPORT
-from tests.conftest import twilio_signature as sign
+from devservers.gunicorn_server import gunicorn
+from devservers.postgres_server import postgres_available, postgres_server
+from devservers.redis_server import RedisProcess
 from tests.faults import calls_placed
 from tests.gunicorn_flows import TWILIO_TOKEN, production_env
+from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT
+from tests.helpers import twilio_signature as sign
 from tests.redis_topologies import RedisClusterProcesses
+from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, CODEWORD_SPOKEN_EN, OUR_NUMBER, spellings
 
-pytestmark = pytest.mark.skipif(
-    not servers.postgres_available(), reason="PostgreSQL is not installed"
-)
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="PostgreSQL is not installed")
 
 SIMULTANEOUS = 20
 
@@ -37,19 +38,19 @@ class Instances:
     """The two servers' URLs and what Twilio was asked."""
 
     urls: tuple[str, str]
-    sent: servers.TwilioRecorder
+    sent: TwilioRecorder
 
 
 @pytest.fixture(scope="module")
 def instances(
     tmp_path_factory: pytest.TempPathFactory,
     redis_cluster: RedisClusterProcesses,
-    redis_process: servers.RedisProcess,
-    twilio_recorder: tuple[str, servers.TwilioRecorder],
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
 ) -> Iterator[Instances]:
     redis_cluster.client().flushdb()
     twilio_url, sent = twilio_recorder
-    with servers.postgres_server() as database_url:
+    with postgres_server() as database_url:
         env = production_env(
             redis_cluster.url,
             database_url,
@@ -58,7 +59,7 @@ def instances(
             PROMETHEUS_MULTIPROC_DIR=str(tmp_path_factory.mktemp("metrics")),
         )
         # One after the other: the first creates the tables.
-        with servers.gunicorn(env) as first, servers.gunicorn(env) as second:
+        with gunicorn(env) as first, gunicorn(env) as second:
             yield Instances((first.url, second.url), sent)
     redis_cluster.client().flushdb()
 

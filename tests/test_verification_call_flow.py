@@ -11,9 +11,9 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
+from devservers.redis_server import RedisProcess
 from store import keys
-from tests import servers
-from tests.conftest import ADMIN, SUPPORT, post_signed, put_practice
+from tests.helpers import ADMIN, SUPPORT, post_signed, put_practice
 from tests.voice import (
     ACCOUNT_SID,
     CODEWORD,
@@ -549,7 +549,7 @@ def test_a_spanish_practice_hears_spanish(client: FlaskClient) -> None:
 
 @pytest.mark.usefixtures("practice")
 def test_redis_stopped_mid_call_gets_an_apology_and_no_secret(
-    client: FlaskClient, redis_process: servers.RedisProcess
+    client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     body, call = start_call(client)
     call.answer()
@@ -567,7 +567,7 @@ def test_redis_stopped_mid_call_gets_an_apology_and_no_secret(
 
 @pytest.mark.usefixtures("practice")
 def test_redis_stopped_before_the_answer_gets_an_apology_in_the_practice_language(
-    client: FlaskClient, redis_process: servers.RedisProcess
+    client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     put_practice(client, language="es", office_number_verified=True)
     _body, call = start_call(client)

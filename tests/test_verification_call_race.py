@@ -12,9 +12,9 @@ import pytest
 import redis
 import requests
 
+from devservers.gunicorn_server import gunicorn_server
 from store import keys
-from tests import servers
-from tests.conftest import ADMIN, SUPPORT, twilio_signature
+from tests.helpers import ADMIN, SUPPORT, twilio_signature
 from tests.voice import CODEWORD, CODEWORD_SPOKEN_EN, OFFICE, path_of, spellings
 
 SUBMISSIONS = 20
@@ -23,7 +23,7 @@ SUBMISSIONS = 20
 @pytest.fixture
 def server(base_env: dict[str, str]) -> Iterator[str]:
     env = {**base_env, "WEB_CONCURRENCY": "4", "GUNICORN_THREADS": "8"}
-    with servers.gunicorn_server(env) as url:
+    with gunicorn_server(env) as url:
         yield url
 
 

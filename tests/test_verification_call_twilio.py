@@ -11,9 +11,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from core.carrier import PlacedCall, TwilioCarrier
+from devservers.prism_server import prism
 from store import keys
-from tests import servers
-from tests.conftest import SUPPORT, TWILIO_AUTH_TOKEN
+from tests.helpers import SUPPORT, TWILIO_AUTH_TOKEN
+from tests.twilio_fake import RecordedRequest, TwilioRecorder, recording_fake
 from tests.voice import (
     ACCOUNT_SID,
     CODEWORD_SPOKEN_EN,
@@ -39,19 +40,17 @@ class RecordingCarrier:
 
 
 @pytest.fixture(scope="module")
-def twilio_fake() -> Iterator[tuple[str, servers.TwilioRecorder]]:
+def twilio_fake() -> Iterator[tuple[str, TwilioRecorder]]:
     """Prism checking each request against Twilio's spec, in front of a recording fake."""
     with (
-        servers.recording_fake() as (fake_url, recorder),
-        servers.prism(mode="proxy", upstream=fake_url) as proxy_url,
+        recording_fake() as (fake_url, recorder),
+        prism(mode="proxy", upstream=fake_url) as proxy_url,
     ):
         yield proxy_url, recorder
 
 
 @pytest.fixture
-def proxied_app(
-    make_app: Callable[..., Flask], twilio_fake: tuple[str, servers.TwilioRecorder]
-) -> Flask:
+def proxied_app(make_app: Callable[..., Flask], twilio_fake: tuple[str, TwilioRecorder]) -> Flask:
     proxy_url, recorder = twilio_fake
     recorder.clear()
     while recorder.next_canned() is not None:
@@ -59,7 +58,7 @@ def proxied_app(
     return make_app(TWILIO_ACCOUNT_SID=ACCOUNT_SID, TWILIO_API_BASE_URL=proxy_url)
 
 
-def calls_sent(recorder: servers.TwilioRecorder) -> list[servers.RecordedRequest]:
+def calls_sent(recorder: TwilioRecorder) -> list[RecordedRequest]:
     return [r for r in recorder if r.method == "POST" and r.path.endswith("/Calls.json")]
 
 
@@ -90,7 +89,7 @@ def test_the_call_is_placed_through_twilios_api(twilio_app: Flask) -> None:
 
 
 def test_twilio_is_asked_for_a_timed_machine_detected_call_with_status_events(
-    proxied_app: Flask, twilio_fake: tuple[str, servers.TwilioRecorder]
+    proxied_app: Flask, twilio_fake: tuple[str, TwilioRecorder]
 ) -> None:
     _, recorder = twilio_fake
     client = proxied_app.test_client()
@@ -121,7 +120,7 @@ def test_twilio_is_asked_for_a_timed_machine_detected_call_with_status_events(
 
 
 def test_the_call_twilio_placed_runs_end_to_end(
-    proxied_app: Flask, twilio_fake: tuple[str, servers.TwilioRecorder]
+    proxied_app: Flask, twilio_fake: tuple[str, TwilioRecorder]
 ) -> None:
     _, recorder = twilio_fake
     client = proxied_app.test_client()
@@ -142,7 +141,7 @@ def test_the_call_twilio_placed_runs_end_to_end(
 def _leaves_nothing_behind(
     client: FlaskClient,
     redis_client: redis.Redis,
-    recorder: servers.TwilioRecorder,
+    recorder: TwilioRecorder,
     slots_left: int = 3,
 ) -> None:
     assert redis_client.keys(keys.ALL_CALL_SESSIONS) == []
@@ -163,7 +162,7 @@ def _leaves_nothing_behind(
 @pytest.mark.parametrize("status", [500, 503, 429])
 def test_twilio_failing_is_502_and_leaves_nothing_behind(
     proxied_app: Flask,
-    twilio_fake: tuple[str, servers.TwilioRecorder],
+    twilio_fake: tuple[str, TwilioRecorder],
     redis_client: redis.Redis,
     status: int,
 ) -> None:
@@ -181,7 +180,7 @@ def test_twilio_failing_is_502_and_leaves_nothing_behind(
 
 def test_twilio_not_answering_in_time_is_502_leaves_no_call_and_keeps_its_slot(
     proxied_app: Flask,
-    twilio_fake: tuple[str, servers.TwilioRecorder],
+    twilio_fake: tuple[str, TwilioRecorder],
     redis_client: redis.Redis,
 ) -> None:
     proxy_url, recorder = twilio_fake

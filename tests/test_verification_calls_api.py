@@ -14,9 +14,9 @@ from flask.testing import FlaskClient
 from core.carrier import PlacedCall
 from core.errors import CarrierUnavailable
 from core.rate_limits import verification_call_rules
+from devservers.redis_server import RedisProcess
 from store import keys
-from tests import servers
-from tests.conftest import ADMIN, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import ADMIN, SUPPORT, SUPPORT_TOKEN
 from tests.redis_topologies import all_keys
 from tests.voice import (
     OFFICE,
@@ -413,7 +413,7 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
 
 @pytest.mark.usefixtures("practice")
 def test_redis_down_is_503_and_places_no_call(
-    app: Flask, client: FlaskClient, redis_process: servers.RedisProcess
+    app: Flask, client: FlaskClient, redis_process: RedisProcess
 ) -> None:
     placed: list[dict[str, Any]] = []
 

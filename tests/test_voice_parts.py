@@ -8,8 +8,10 @@ import pytest
 from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 
-from ivr import challenge, speech, tokens
+from ivr import speech, tokens
+from ivr.session import CallSession, Purpose
 from ivr.speech import Spoken
+from store import onetime
 from tests.voice import Clock
 
 # Spelling ------------------------------------------------------------------------------
@@ -48,24 +50,24 @@ def test_an_unknown_language_is_spelled_in_english() -> None:
 
 
 def test_a_challenge_code_is_six_digits() -> None:
-    codes = {challenge.new_code() for _ in range(200)}
+    codes = {onetime.new_code() for _ in range(200)}
     assert all(len(c) == 6 and c.isdigit() for c in codes)
     assert len(codes) > 190  # random, not a sequence or a constant
 
 
 def test_a_code_hash_is_bound_to_its_session_and_key() -> None:
-    first = challenge.code_hash("key", "VC1", "123456")
-    assert first == challenge.code_hash("key", "VC1", "123456")
-    assert first != challenge.code_hash("key", "VC2", "123456")
-    assert first != challenge.code_hash("other-key", "VC1", "123456")
+    first = onetime.code_hash("key", "VC1", "123456")
+    assert first == onetime.code_hash("key", "VC1", "123456")
+    assert first != onetime.code_hash("key", "VC2", "123456")
+    assert first != onetime.code_hash("other-key", "VC1", "123456")
     assert "123456" not in first
 
 
 def test_same_code_compares_hashes() -> None:
-    digest = challenge.code_hash("key", "VC1", "123456")
-    assert challenge.same_code(digest, challenge.code_hash("key", "VC1", "123456"))
-    assert not challenge.same_code(digest, challenge.code_hash("key", "VC1", "123457"))
-    assert not challenge.same_code(digest, "")
+    digest = onetime.code_hash("key", "VC1", "123456")
+    assert onetime.same_code(digest, onetime.code_hash("key", "VC1", "123456"))
+    assert not onetime.same_code(digest, onetime.code_hash("key", "VC1", "123457"))
+    assert not onetime.same_code(digest, "")
 
 
 # Callback tokens -----------------------------------------------------------------------
@@ -122,3 +124,25 @@ def test_a_callback_url_is_on_the_public_origin(app: Flask) -> None:
     with app.test_request_context():
         url = tokens.callback_url("ivr.verification_code", "abc")
     assert url == "https://codeword.example.com/ivr/verification/code?t=abc"
+
+
+# The call session --------------------------------------------------------------------
+
+
+def test_a_call_session_reads_back_from_its_hash_as_it_was_written() -> None:
+    fresh = CallSession(
+        id="VC1",
+        practice_id="p-1",
+        practice_name="Bright Smiles",
+        language="es",
+        to="+12025550100",
+        actor="helpdesk",
+        requested_by="Dr. Ana Ruiz",
+        created_at=1_700_000_000.25,
+        expires_at=1_700_000_600.25,
+        purpose=Purpose.OFFICE,
+        code_hash="ab" * 32,
+    )
+    for call in (fresh, fresh.placed_as("CA" + "1" * 32, "ringing")):
+        assert CallSession.from_hash(call.id, call.to_hash()) == call
+    assert "code_sealed" not in fresh.to_hash() and "call_sid" not in fresh.to_hash()

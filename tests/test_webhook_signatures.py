@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from tests.conftest import PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN, post_signed, twilio_signature
+from tests.helpers import PUBLIC_BASE_URL, TWILIO_AUTH_TOKEN, post_signed, twilio_signature
 
 FORM = {"CallSid": "CA" + "1" * 32, "From": "+12025550100", "To": "+15005550006"}
 

@@ -13,7 +13,7 @@ from core.errors import Conflict
 from core.twiml import APOLOGY
 from core.webhooks import is_twilio_webhook, speak_to_caller_in, twilio_webhook
 from store.errors import NotInDirectory
-from tests.conftest import post_signed
+from tests.helpers import post_signed
 from tests.voice import hangs_up, said
 
 FAILURES: dict[str, Callable[[], Exception]] = {

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask.testing import FlaskClient
 
-from tests.conftest import PUBLIC_BASE_URL, SUPPORT, post_signed, put_practice
+from tests.helpers import PUBLIC_BASE_URL, SUPPORT, post_signed, put_practice
 
 CODEWORD = "Maple-otter-47"
 # How CODEWORD is said: what a listener hears, word by word.

@@ -16,6 +16,8 @@ _MISSING = object()
 
 def json_body() -> dict[str, Any]:
     """The request's JSON object; 422 for anything else."""
+    if not request.is_json:
+        raise InvalidInput("send the body as JSON, with the header Content-Type: application/json")
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise InvalidInput("the body must be a JSON object")

@@ -56,6 +56,8 @@ class Setup:
             "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
             "INSTANCE_PATH": str(workdir / "instance"),
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
+            # Production's log lines, so the figures hold for production.
+            "LOG_FORMAT": "json",
         }
         # Worker settings pass through from the caller's environment.
         for name in ("WEB_CONCURRENCY", "GUNICORN_THREADS", "GUNICORN_WORKER_CLASS"):

@@ -95,6 +95,17 @@ def replica_acks(env: dict[str, str], redis_url: str) -> int:
     return int(value)
 
 
+LOG_FORMATS = ("json", "text")
+
+
+def log_format(env: dict[str, str], production: bool) -> str:
+    """``LOG_FORMAT``: JSON lines for machines in production, short text lines elsewhere."""
+    value = env.get("LOG_FORMAT", "json" if production else "text").lower()
+    if value not in LOG_FORMATS:
+        raise ConfigError(f"LOG_FORMAT must be json or text, not {value!r}")
+    return value
+
+
 def _dev_secrets(instance_path: Path) -> dict[str, str]:
     """Secrets generated once for development and kept in the instance folder."""
     path = instance_path / "dev-secrets.json"
@@ -149,6 +160,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "SUPPORT_CONTACT": env.get("SUPPORT_CONTACT", "support at practicebynumbers.com"),
         "MAX_CONTENT_LENGTH": int(env.get("MAX_CONTENT_LENGTH", 64 * 1024)),
         "LOG_LEVEL": env.get("LOG_LEVEL", "INFO").upper(),
+        "LOG_FORMAT": log_format(env, production),
         "SMS_CODEWORD_TEXTS_PER_NUMBER": rate_limit(env, "SMS_CODEWORD_TEXTS_PER_NUMBER", "3/hour"),
         "SMS_CODEWORD_TEXTS_PER_PRACTICE": rate_limit(
             env, "SMS_CODEWORD_TEXTS_PER_PRACTICE", "5/day"

@@ -91,6 +91,9 @@ def error_response(error: ServiceError) -> Response:
     response.status_code = error.status
     if error.retry_after is not None:
         response.headers["Retry-After"] = str(error.retry_after)
+    if error.status == 401:
+        # The scheme the caller must use (RFC 6750).
+        response.headers["WWW-Authenticate"] = "Bearer"
     return response
 
 
@@ -125,12 +128,18 @@ def register_error_handlers(app: Flask) -> None:
             413: "too_large",
             415: "unsupported_media_type",
         }
-        wrapped = ServiceError(error.description or error.name, code=codes.get(status, "error"))
+        message = error.description or error.name
+        allowed = sorted(getattr(error, "valid_methods", None) or [])
+        if status == 405 and allowed:
+            message = f"this endpoint takes only {', '.join(allowed)}"
+        wrapped = ServiceError(message, code=codes.get(status, "error"))
         wrapped.status = status
         response = error_response(wrapped)
         if is_twilio_webhook():
             # A 403 to a forged webhook still says nothing beyond "forbidden".
             response = Response("", status=status)
+        if status == 405 and allowed:
+            response.headers["Allow"] = ", ".join(allowed)
         return response
 
     def _redis_error(error: Exception) -> Response:

@@ -1,8 +1,10 @@
 """Structured logs and Prometheus metrics.
 
 Log lines are JSON with a request id, the CallSid or MessageSid, and the outcome
-the handler noted. They never carry a request's query string, body or headers:
-those can hold signed tokens, codes or the codeword.
+the handler noted (``LOG_FORMAT=json``, production's default), or one short line
+a person reads at a glance (``text``, development's default). Either way they
+never carry a request's query string, body or headers: those can hold signed
+tokens, codes or the codeword.
 
 Metrics work under several gunicorn workers: gunicorn.conf.py sets
 ``PROMETHEUS_MULTIPROC_DIR`` before anything imports prometheus_client, and
@@ -75,6 +77,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def _printable(value: object) -> str:
+    """``value`` on one line: line breaks and other unprintable characters escaped."""
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
+
+
+class TextFormatter(logging.Formatter):
+    """One short line per record, for a person watching a development console.
+
+    A request reads ``17:02:41 POST /ivr/verification/code -> 200 in 4 ms (disclosed)``;
+    anything else ``17:02:41 WARNING codeword.sms: ...``. The same fields as the JSON
+    lines, fewer of them, so it carries no secret the JSON lines would not.
+    """
+
+    def format(self, record: logging.LogRecord) -> str:
+        clock = time.strftime("%H:%M:%S", time.localtime(record.created))
+        method, path = getattr(record, "method", None), getattr(record, "path", None)
+        if record.getMessage() == "request" and method and path:
+            line = (
+                f"{clock} {method} {path} -> {getattr(record, 'status', '?')}"
+                f" in {getattr(record, 'duration_ms', 0):.0f} ms"
+            )
+            outcome = getattr(record, "outcome", None)
+            if outcome:
+                line += f" ({outcome})"
+        else:
+            line = f"{clock} {record.levelname} {record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[0] is not None:
+            # The type only, as in the JSON lines.
+            line += f" [{record.exc_info[0].__name__}]"
+        return _printable(line)
+
+
+FORMATTERS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time, not at creation."""
 
@@ -87,19 +127,19 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure_logging(level: str = "INFO") -> None:
-    """Send every log record to stderr as a JSON line.
+def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
+    """Send every log record to stderr, a line each, as JSON or as text (``LOG_FORMAT``).
 
-    Our lines carry neither the calling function, nor the thread or process, so
-    the logging module is told not to gather them for every record (the switches
-    its documentation gives for this, under "Optimization").
+    Our lines carry neither the calling function nor the thread, so the logging
+    module is told not to gather them for every record (the switches its
+    documentation gives for this, under "Optimization"). The process id stays:
+    gunicorn's own lines print it (``%(process)d``), and fail without it.
     """
     logging._srcfile = None
     logging.logThreads = False
-    logging.logProcesses = False
     logging.logMultiprocessing = False
     handler = _StderrHandler()
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(FORMATTERS[log_format]())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -27,7 +27,7 @@ TEXT = {
         "wrong_code_last": "That code is not correct. You have one more try.",
         "locked": (
             "That code is not correct, and this verification is now locked. "
-            "Please contact support. Goodbye."
+            "To try again, contact {support} and ask for a new verification call. Goodbye."
         ),
         "silent": "We did not hear a code, so we will end this call. Goodbye.",
         "voicemail": ("Hello, this is {brand} calling {practice}. No action is needed. Goodbye."),
@@ -59,7 +59,8 @@ TEXT = {
         "wrong_code_last": "Ese código no es correcto. Le queda un intento.",
         "locked": (
             "Ese código no es correcto, y esta verificación queda bloqueada. "
-            "Por favor, comuníquese con soporte. Adiós."
+            "Para intentarlo de nuevo, comuníquese con {support} y pida una nueva llamada "
+            "de verificación. Adiós."
         ),
         "silent": "No recibimos ningún código, así que terminaremos esta llamada. Adiós.",
         "voicemail": ("Hola, le llama {brand} para {practice}. No es necesario hacer nada. Adiós."),
@@ -146,8 +147,9 @@ def ask_again_after_wrong_code(language: str, code_action: str, remaining: int) 
     return response
 
 
-def locked(language: str) -> VoiceResponse:
-    return _hang_up(language, "locked")
+def locked(language: str, *, support: str) -> VoiceResponse:
+    """Three wrong codes: the call is locked; how to reach support for a new one."""
+    return _hang_up(language, "locked", support=support)
 
 
 def silent(language: str) -> VoiceResponse:

@@ -106,7 +106,7 @@ def take_code(ref: tokens.CallRef, caller: CallerIdentity, digits: str) -> Voice
         log.info("verification call %s locked after wrong codes", ref.session_id)
         LOCKOUTS.inc()
         record_outcome(audit, "locked")
-        return prompts.locked(language)
+        return prompts.locked(language, support=current_app.config["SUPPORT_CONTACT"])
     if audit.purpose is Purpose.OFFICE:
         verify_office_number(ref, audit)
         return prompts.office_verified(language, practice=audit.practice_name)

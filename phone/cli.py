@@ -27,6 +27,7 @@ from core.simulated_carrier import SimulatedCarrier
 from phone.call import CallOutcome, GatherPrompt, Heard
 from phone.network import UNANSWERED, PhoneNetwork, SimulatedCall, SimulatedText
 from phone.webhooks import PhoneError, Webhooks
+from sms.keywords import Kind, parse_keyword
 from store.numbers import InvalidNumber, normalise
 
 phone = AppGroup(
@@ -99,12 +100,17 @@ def network(listen_url: str | None = None) -> PhoneNetwork:
     return PhoneNetwork(simulated, webhooks)
 
 
-def phone_number(raw: str) -> str:
-    """Any dialable number, as E.164."""
+def phone_number(ctx: click.Context, param: click.Parameter, raw: str | None) -> str | None:
+    """Any dialable number, as E.164; click names the option when it is not one."""
+    if raw is None:
+        return None
     try:
         return normalise(raw, phonenumbers.SUPPORTED_REGIONS)
     except InvalidNumber as exc:
-        raise click.BadParameter(str(exc)) from None
+        raise click.BadParameter(
+            f"{raw!r} is {exc}. Give a whole number with its country code, e.g. +12025550111 "
+            "(a North American number may leave out the +1)."
+        ) from None
 
 
 def ago(then: float) -> str:
@@ -227,13 +233,12 @@ def decline(
 
 @phone.command("dial")
 @plain_errors
-@click.option("--from", "from_number", required=True, help="The number calling.")
+@click.option("--from", "number", required=True, callback=phone_number, help="The number calling.")
 @url_option
 @verbose_option
-def dial(from_number: str, listen_url: str | None, verbose: bool) -> None:
+def dial(number: str, listen_url: str | None, verbose: bool) -> None:
     """Call the service's own number, as someone calling it back would."""
     net = network(listen_url)
-    number = phone_number(from_number)
     click.echo(f"Calling {net.service_number} from {number}.")
     typed = sys.stdin.isatty()
     outcome = net.dial(number, stdin_keypad, show(verbose, typed))
@@ -254,12 +259,11 @@ def show_text(text: SimulatedText) -> None:
 
 @phone.command("texts")
 @plain_errors
-@click.option("--to", "to_number", help="Only texts to this number.")
+@click.option("--to", "number", callback=phone_number, help="Only texts to this number.")
 @url_option
-def texts(to_number: str | None, listen_url: str | None) -> None:
+def texts(number: str | None, listen_url: str | None) -> None:
     """List the texts the service sent (newest first), delivering any still queued."""
     net = network(listen_url)
-    number = phone_number(to_number) if to_number else None
     problems = net.deliver(net.texts(number))
     listed = net.texts(number)
     if not listed:
@@ -272,19 +276,28 @@ def texts(to_number: str | None, listen_url: str | None) -> None:
         raise SystemExit(1)
 
 
+def no_reply_because(body: str) -> str:
+    """What to make of a text that got no answer."""
+    if parse_keyword(body).kind in {Kind.OPT_OUT, Kind.OPT_IN}:
+        return (
+            "(no reply from the service: on a real number Twilio itself answers STOP, START"
+            " and its other opt-out and opt-in words, so the service only records them)"
+        )
+    return "(no reply)"
+
+
 @phone.command("text")
 @plain_errors
-@click.option("--from", "from_number", required=True, help="The number texting.")
+@click.option("--from", "number", required=True, callback=phone_number, help="The number texting.")
 @click.argument("body")
 @url_option
-def text(from_number: str, body: str, listen_url: str | None) -> None:
+def text(number: str, body: str, listen_url: str | None) -> None:
     """Text the service's number and show what comes back.
 
     Shows the TwiML reply, and every text the service sent to the same number through
     the carrier meanwhile (these are delivered, reporting their status to the service).
     """
     net = network(listen_url)
-    number = phone_number(from_number)
     exchange = net.send_text(number, body)
     click.echo(f"{number} -> {net.service_number}: {body}")
     for reply in exchange.replies:
@@ -294,7 +307,7 @@ def text(from_number: str, body: str, listen_url: str | None) -> None:
         body = textwrap.indent(sent.body, "    ").lstrip()
         click.echo(f"text {sent.sid} ({sent.status or 'queued'}): {body}")
     if not exchange.replies and not exchange.texts:
-        click.echo("(no reply)")
+        click.echo(no_reply_because(body))
     for problem in exchange.problems:
         click.echo(f"! {problem}", err=True)
     if exchange.problems:

@@ -44,7 +44,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     # No cookie sessions: every caller authenticates each request. This also
     # spares each webhook the cost of building a session serializer.
     app.session_interface = _NoSessions()
-    configure_logging(app.config.get("LOG_LEVEL", "INFO"))
+    configure_logging(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "json"))
 
     redis_client = app.config.get("REDIS_CLIENT")
     limits_on = None

@@ -7,6 +7,7 @@ import redis
 from flask import Flask, current_app
 from flask.cli import with_appcontext
 
+from core.demo import DEMO_PRACTICE, demo
 from core.extensions import directory, redis_client
 from ivr.session import reseal_codes
 from store import schema
@@ -18,6 +19,7 @@ def register_commands(app: Flask) -> None:
     ``flask phone`` is not added here: the terminal phone sits above the service and
     registers itself through the ``flask.commands`` entry point (pyproject.toml).
     """
+    app.cli.add_command(demo)
     app.cli.add_command(init_db)
     app.cli.add_command(db)
     app.cli.add_command(rotate_codeword_keys)
@@ -66,9 +68,6 @@ def rotate_codeword_keys() -> None:
             "Redis is unavailable: run this again to re-encrypt the sealed challenge codes"
         ) from None
     click.echo(f"re-encrypted {sealed} sealed challenge code(s) in Redis")
-
-
-DEMO_PRACTICE = "demo-practice"
 
 
 @click.command("seed-demo")

@@ -5,6 +5,7 @@ Helpers tests import (tokens, signing, admin API calls) live in tests/helpers.py
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -23,6 +24,11 @@ from tests.helpers import ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT_TOKEN, TWILIO_AU
 from tests.redis_topologies import RedisClusterProcesses, SentinelProcesses
 from tests.twilio_fake import TwilioRecorder, recording_fake
 from tests.voice import Clock
+
+# A developer's .env (development settings, perhaps a real Twilio account) must not reach
+# the apps, gunicorns and flask commands the tests start: Flask's own switch, which
+# gunicorn.conf.py honours too.
+os.environ["FLASK_SKIP_DOTENV"] = "1"
 
 
 @pytest.hookimpl(wrapper=True, trylast=True)
@@ -159,6 +165,8 @@ def base_env(
         "TWILIO_FROM_NUMBER": "+15005550006",
         "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
         "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+        # Tests read the log lines as production writes them.
+        "LOG_FORMAT": "json",
     }
 
 

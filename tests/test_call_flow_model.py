@@ -42,6 +42,7 @@ from tests.helpers import ADMIN, SUPPORT, post_signed
 from tests.voice import ACCOUNT_SID, CODEWORD, OUR_NUMBER, Clock, path_of, said, spellings
 
 BRAND = "Practice by Numbers"
+SUPPORT_CONTACT = "support at practicebynumbers.com"
 CODE_LIFETIME = 600
 TOKEN_MAX_AGE = 3600
 FINAL = {"disclosed", "locked", "voicemail", "completed", "no-answer", "busy", "failed", "canceled"}
@@ -190,7 +191,7 @@ class Heard:
             assert text.endswith(prompts.text(lang, "goodbye")), text
             return
         hang_ups = {
-            "locked": prompts.text(lang, "locked"),
+            "locked": prompts.text(lang, "locked", support=SUPPORT_CONTACT),
             "silent": prompts.text(lang, "silent"),
             "voicemail": prompts.text(lang, "voicemail", brand=BRAND, practice=practice),
             "expired": prompts.text(lang, "expired"),

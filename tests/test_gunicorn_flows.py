@@ -144,12 +144,19 @@ def redaction_lines(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [line for line in lines if "redacted" in line["msg"]]
 
 
-@pytest.fixture(scope="module")
-def run(
+def redactions_logged(log: Path) -> int:
+    """Redaction lines written so far, in either log format."""
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return sum("redacted" in line for line in text.splitlines())
+
+
+def run_flows(
     tmp_path_factory: pytest.TempPathFactory,
     redis_process: RedisProcess,
     twilio_recorder: tuple[str, TwilioRecorder],
+    log_format: str,
 ) -> Iterator[Run]:
+    """Every flow once under gunicorn logging ``log_format``; what the run left behind."""
     tmp = tmp_path_factory.mktemp("gunicorn-flows")
     if not redis_process.running:
         redis_process.start()
@@ -165,12 +172,13 @@ def run(
         SMS_CODEWORD_TEXTS_PER_NUMBER="1/hour",
         # The access log too: it must not carry secrets either.
         ACCESS_LOG="1",
+        LOG_FORMAT=log_format,
     )
     with gunicorn(env) as server:
         twilio, codes, tokens = flows(server.url, sent)
         # The redactions run on the workers' background pools; their lines come last.
         deadline = time.monotonic() + 10
-        while len(redaction_lines(json_lines(server.log))) < 2 and time.monotonic() < deadline:
+        while redactions_logged(server.log) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         metrics = requests.get(f"{server.url}/metrics", timeout=5).text
         log = server.log.read_text(encoding="utf-8", errors="replace")
@@ -195,13 +203,41 @@ def run(
     connect(redis_process.url).flushdb()
 
 
+@pytest.fixture(scope="module")
+def run(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
+) -> Iterator[Run]:
+    """The flows logged as production logs them: JSON lines."""
+    yield from run_flows(tmp_path_factory, redis_process, twilio_recorder, "json")
+
+
+@pytest.fixture(scope="module")
+def text_run(
+    tmp_path_factory: pytest.TempPathFactory,
+    redis_process: RedisProcess,
+    twilio_recorder: tuple[str, TwilioRecorder],
+) -> Iterator[Run]:
+    """The same flows logged as development logs them: short text lines."""
+    yield from run_flows(tmp_path_factory, redis_process, twilio_recorder, "text")
+
+
 # Logs -----------------------------------------------------------------------------------
 
 
-def test_no_log_line_carries_a_secret(run: Run) -> None:
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_no_log_line_carries_a_secret(log_format: str, request: pytest.FixtureRequest) -> None:
     """Not the codeword, a challenge code, a bearer token, the Twilio auth token,
-    SECRET_KEY, a CODEWORD_KEYS key, nor a call's signed URL token."""
-    assert len(run.lines) > 40, run.log[-2000:]
+    SECRET_KEY, a CODEWORD_KEYS key, nor a call's signed URL token; in either format."""
+    run: Run = request.getfixturevalue("run" if log_format == "json" else "text_run")
+    assert len(run.log.splitlines()) > 40, run.log[-2000:]
+    if log_format == "json":
+        assert len(run.lines) > 40, run.log[-2000:]
+    else:
+        assert run.lines == [], "text lines only"
+        assert "POST /ivr/verification/code -> 200 in" in run.log, run.log[-2000:]
+        assert "(disclosed)" in run.log and "redacted" in run.log, run.log[-2000:]
     for number, line in enumerate(run.log.splitlines(), 1):
         for value in run.secrets:
             assert value not in line, f"line {number} carries a secret: {line[:200]}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -43,14 +44,52 @@ def test_a_sane_request_id_from_the_caller_is_kept(client: FlaskClient) -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", odd.headers["X-Request-Id"])
 
 
+@pytest.mark.parametrize("log_format", ["json", "text"])
 def test_logs_never_carry_the_query_string_or_the_codeword(
-    client: FlaskClient, capfd: pytest.CaptureFixture[str]
+    log_format: str, make_app: Callable[..., Flask], capfd: pytest.CaptureFixture[str]
 ) -> None:
+    client = make_app(LOG_FORMAT=log_format).test_client()
     put_practice(client, codeword="maple-otter-47")
     client.get("/api/v1/practices/p-1/codeword?x=secret-query", headers=ADMIN)
     err = capfd.readouterr().err
+    assert "/api/v1/practices/p-1/codeword" in err
     assert "maple-otter-47" not in err
     assert "secret-query" not in err
+
+
+def test_text_lines_say_time_method_path_status_duration_and_outcome(
+    make_app: Callable[..., Flask], capfd: pytest.CaptureFixture[str]
+) -> None:
+    client = make_app(LOG_FORMAT="text").test_client()
+    capfd.readouterr()
+    post_signed(client, "/sms/inbound", {"From": "+12025550199", "Body": "HELP"})
+    client.get("/healthz%0Aforged%E2%80%A8line")
+    lines = capfd.readouterr().err.splitlines()
+    assert re.fullmatch(r"\d\d:\d\d:\d\d POST /sms/inbound -> 200 in \d+ ms \(help\)", lines[0])
+    # A line break in a path cannot start a line of its own.
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d GET /healthz\\nforged\\u2028line -> 404 in \d+ ms", lines[1]
+    ), lines
+    assert len(lines) == 2
+
+
+def test_development_logs_text_and_production_json_unless_log_format_says(
+    make_app: Callable[..., Flask],
+) -> None:
+    from core.config import load_config
+
+    assert make_app(LOG_FORMAT=None).config["LOG_FORMAT"] == "text"
+    assert make_app(LOG_FORMAT="JSON").config["LOG_FORMAT"] == "json"
+    with pytest.raises(Exception, match="LOG_FORMAT must be json or text"):
+        make_app(LOG_FORMAT="xml")
+    production = {
+        "APP_ENV": "production",
+        **{name: "x" for name in ("SECRET_KEY", "TWILIO_AUTH_TOKEN", "REDIS_URL")},
+        **{name: "x" for name in ("PUBLIC_BASE_URL", "TWILIO_ACCOUNT_SID", "TWILIO_FROM_NUMBER")},
+        "CODEWORD_KEYS": Fernet.generate_key().decode(),
+    }
+    assert load_config(production, Path("/nonexistent"))["LOG_FORMAT"] == "json"
+    assert load_config({**production, "LOG_FORMAT": "text"}, Path("/x"))["LOG_FORMAT"] == "text"
 
 
 def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str) -> None:

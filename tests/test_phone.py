@@ -667,6 +667,7 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
         "TWILIO_ACCOUNT_SID": "",
         "TWILIO_AUTH_TOKEN": "",
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "FLASK_SKIP_DOTENV": "1",
     }
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
@@ -695,3 +696,28 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
     assert CODEWORD_HEARD in answered.stdout
     assert texted.returncode == 0, texted.stdout + texted.stderr
     assert CODEWORD in texted.stdout
+
+
+def test_a_number_the_phone_cannot_read_is_refused_naming_the_option_and_the_format(
+    phone_app: Flask,
+) -> None:
+    result = flask_cli(phone_app, "phone", "text", "--from", "12345", "HI")
+    assert result.exit_code == 2
+    assert "Invalid value for '--from': '12345' is not a valid phone number." in result.output
+    assert "e.g. +12025550111" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("keyword", ["STOP", "start"])
+def test_the_phone_says_why_stop_and_start_get_no_reply(
+    phone_app: Flask, service: str, keyword: str
+) -> None:
+    result = phone(phone_app, service, "text", "--from", "+12025550177", keyword)
+    assert result.exit_code == 0, result.output
+    assert "Twilio itself answers STOP, START" in result.output.splitlines()[1]
+
+
+def test_any_other_text_without_an_answer_is_just_no_reply() -> None:
+    from phone.cli import no_reply_because
+
+    assert no_reply_because("hello") == "(no reply)"

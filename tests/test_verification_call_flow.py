@@ -144,6 +144,8 @@ def test_three_wrong_codes_lock_the_call(client: FlaskClient) -> None:
     call.press(wrong)
     locked = call.press(wrong)
     assert "locked" in said(locked)
+    # The caller learns how to start again.
+    assert "contact support at practicebynumbers.com and ask for a new" in said(locked)
     assert hangs_up(locked) and locked.find("Gather") is None
     assert call_status(client, body["id"]) == "locked"
 

@@ -124,12 +124,13 @@ def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> Iterator[s
     redis_process: RedisProcess = request.getfixturevalue("redis_process")
     if not redis_process.running:
         redis_process.start()
-    client = connect(redis_process.url)
+    # The service's 0.25 s timeout is for webhooks; emptying Redis on a busy machine may take longer.
+    client = connect(redis_process.url, socket_timeout=5)
     client.flushdb()
     yield redis_process.url
     if not redis_process.running:
         redis_process.start()
-    connect(redis_process.url).flushdb()
+    connect(redis_process.url, socket_timeout=5).flushdb()
 
 
 @pytest.fixture

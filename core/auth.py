@@ -16,7 +16,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 SCOPES = {"admin": "ADMIN_TOKENS", "support": "SUPPORT_TOKENS"}
 
 
-def _find_token(presented: str) -> tuple[str, str] | None:
+def find_token(presented: str) -> tuple[str, str] | None:
     """The (scope, name) a presented token belongs to, compared in constant time."""
     found = None
     for scope, setting in SCOPES.items():
@@ -40,7 +40,7 @@ def require_token(*scopes: str) -> Callable[[F], F]:
             kind, _, presented = header.partition(" ")
             if kind.lower() != "bearer" or not presented.strip():
                 raise Unauthorized("a bearer token is required")
-            found = _find_token(presented.strip())
+            found = find_token(presented.strip())
             if found is None:
                 raise Unauthorized("the bearer token is not valid")
             scope, name = found

@@ -178,4 +178,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "CELL_VERIFICATION_TEXTS_PER_USER": rate_limit(
             env, "CELL_VERIFICATION_TEXTS_PER_USER", "3/hour"
         ),
+        "CONSOLE_SIGN_IN_FAILURES_PER_CLIENT": rate_limit(
+            env, "CONSOLE_SIGN_IN_FAILURES_PER_CLIENT", "5/minute;20/hour"
+        ),
     }

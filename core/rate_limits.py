@@ -39,6 +39,7 @@ OFFICE_VERIFICATION = "office_verification"
 CELL_VERIFICATION = "cell_verification"
 SMS_CODEWORD = "sms-codeword"
 SMS_INBOUND = "sms-inbound"
+CONSOLE_SIGN_IN = "console_sign_in"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class RateLimits:
         )
         # Texts we answer from one number; past it, a flood, dropped without a reply.
         self.sms_inbound_per_number = limit("SMS_INBOUND_PER_NUMBER", "sms-inbound")
+        # Failed support console sign-ins from one client address.
+        self.console_sign_in_failures_per_client = limit(
+            "CONSOLE_SIGN_IN_FAILURES_PER_CLIENT", "console-sign-in:client"
+        )
 
 
 def rate_limits() -> RateLimits:
@@ -146,6 +151,12 @@ def reserve_cell_verification_text(practice_id: str, user_id: str) -> Reservatio
 def reserve_codeword_text(number: str, practice_id: str) -> Reservation:
     """A codeword text to ``number`` of ``practice_id``'s codeword, or LimitExceeded."""
     return reserve(SMS_CODEWORD, codeword_text_rules(number, practice_id))
+
+
+def reserve_console_sign_in(client: str) -> Reservation:
+    """A failed sign-in's slot, taken before the token is compared; given back if it was good."""
+    rules = rate_limits().console_sign_in_failures_per_client.rules(client)
+    return reserve(CONSOLE_SIGN_IN, rules)
 
 
 # Reserving and giving back ------------------------------------------------------------

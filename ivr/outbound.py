@@ -172,6 +172,13 @@ def get_call(session_id: str) -> CallSession:
     return call
 
 
+def live_call(practice_id: str) -> session.CallSession | None:
+    """The practice's live call (for the codeword or its office number), if any."""
+    client = redis_client()
+    session_id = session.live_session_id(client, practice_id, clock.now())
+    return session.load(client, session_id) if session_id else None
+
+
 def _replay(client: redis.Redis, session_id: str, practice_id: str) -> RequestedCall:
     """The call an idempotency key already made, with its code while the code still works."""
     call = session.load(client, session_id)

@@ -242,6 +242,15 @@ def load(client: redis.Redis, session_id: str) -> CallSession | None:
     return CallSession.from_hash(session_id, fields)
 
 
+def live_session_id(client: redis.Redis, practice_id: str, now: float) -> str | None:
+    """The session of the practice's live call, if one is live at ``now``."""
+    live = cast(str | None, client.get(keys.live_call(practice_id)))
+    session_id, _, expires_at = (live or "").partition("|")
+    if not session_id or not expires_at or now >= float(expires_at):
+        return None
+    return session_id
+
+
 def idempotent_session_id(client: redis.Redis, idempotency_redis_key: str) -> str | None:
     """The session an idempotency key already made, if any."""
     return cast(str | None, client.get(idempotency_redis_key))

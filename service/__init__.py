@@ -13,6 +13,7 @@ from api.admin import bp as admin_bp
 from api.codeword_texts import bp as codeword_texts_bp
 from api.number_verification import bp as number_verification_bp
 from api.verification_calls import bp as verification_calls_bp
+from console import bp as console_bp
 from core.carrier import make_carrier
 from core.config import load_config
 from core.errors import register_error_handlers
@@ -70,6 +71,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         codeword_texts_bp,
         verification_calls_bp,
         number_verification_bp,
+        console_bp,
     ):
         app.register_blueprint(blueprint)
     register_commands(app)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, create_engine, delete, event, exists, select, text
+from sqlalchemy import bindparam, create_engine, delete, event, exists, func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
@@ -80,6 +80,7 @@ class EventRecord:
     requested_by: str | None
     outcome: str
     reference: str | None
+    id: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -219,6 +220,36 @@ class Directory:
         with self.session() as s:
             practice = s.get(Practice, practice_id, options=[selectinload(Practice.users)])
             return _practice_record(practice) if practice else None
+
+    def search_practices(
+        self, words: str, office_number: str | None = None, limit: int = 20
+    ) -> list[PracticeRecord]:
+        """Practices whose id is ``words``, whose office number is ``office_number``, or
+        whose name contains ``words`` (any case): in that order, at most ``limit``, no users.
+        """
+        found: dict[str, Practice] = {}
+        with self.session() as s:
+            by_id = s.get(Practice, words)
+            if by_id is not None:
+                found[by_id.id] = by_id
+            if office_number:
+                for practice in s.scalars(
+                    select(Practice)
+                    .where(Practice.office_number == office_number)
+                    .order_by(Practice.name, Practice.id)
+                    .limit(limit)
+                ):
+                    found.setdefault(practice.id, practice)
+            if len(found) < limit:
+                lowered = func.lower(Practice.name)
+                for practice in s.scalars(
+                    select(Practice)
+                    .where(lowered.contains(words.lower(), autoescape=True))
+                    .order_by(lowered, Practice.id)
+                    .limit(limit)
+                ):
+                    found.setdefault(practice.id, practice)
+            return [_practice_record(p, with_users=False) for p in list(found.values())[:limit]]
 
     def set_office_number_verified(self, practice_id: str, office_number: str) -> bool:
         """Mark the office number verified if it is still ``office_number``."""
@@ -404,17 +435,19 @@ class Directory:
                 )
             )
 
-    def list_events(self, practice_id: str, limit: int = 200) -> list[EventRecord]:
-        """The practice's audit trail, newest first."""
+    def list_events(
+        self, practice_id: str, limit: int = 200, before: int | None = None
+    ) -> list[EventRecord]:
+        """The practice's audit trail, newest first; only events older than ``before`` if given."""
+        query = select(AuditEvent).where(AuditEvent.practice_id == practice_id)
+        if before is not None:
+            query = query.where(AuditEvent.id < before)
         with self.session() as s:
-            rows = s.scalars(
-                select(AuditEvent)
-                .where(AuditEvent.practice_id == practice_id)
-                .order_by(AuditEvent.at.desc(), AuditEvent.id.desc())
-                .limit(limit)
-            )
+            # Ids grow with time; (practice_id, id) is indexed, so a page costs the same anywhere.
+            rows = s.scalars(query.order_by(AuditEvent.id.desc()).limit(limit))
             return [
                 EventRecord(
+                    id=e.id,
                     at=_aware(e.at),
                     channel=e.channel,
                     to=e.to_masked,

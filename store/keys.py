@@ -82,5 +82,15 @@ def verification(kind: str, verification_id: str) -> str:
     return key("verify", kind, verification_id)
 
 
+def console_session(session_hash: str) -> str:
+    """A support console session, named by the hash of its cookie (never the cookie itself)."""
+    return key("console-session", session_hash)
+
+
+def console_notice(session_hash: str) -> str:
+    """What a console session's last action came to, kept for its next page."""
+    return key("console-notice", session_hash)
+
+
 def simulated(kind: str) -> str:
     return key("sim", kind)

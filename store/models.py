@@ -13,6 +13,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -27,6 +28,10 @@ class Base(DeclarativeBase):
 
 class Practice(Base):
     __tablename__ = "practices"
+    __table_args__ = (
+        # The support console finds practices by office number (and by name: below).
+        Index("ix_practices_office_number", "office_number"),
+    )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -43,6 +48,10 @@ class Practice(Base):
     users: Mapped[list[User]] = relationship(
         back_populates="practice", cascade="all, delete-orphan", order_by="User.id"
     )
+
+
+# Name search walks this index in name order and stops at the first page of matches.
+Index("ix_practices_name_lower", func.lower(Practice.name))
 
 
 class User(Base):

@@ -101,3 +101,18 @@ def test_an_inbound_sender_is_screened_in_one_statement_on_postgresql(pg_app: Fl
     assert store.sender("+12025550133") == Sender(opted_out=True, admin_cell=False)
     store.opt_out("+12025550111")
     assert store.sender("+12025550111") == Sender(opted_out=True, admin_cell=True)
+
+
+def test_the_console_search_and_its_indexes_work_on_postgresql(pg_app: Flask) -> None:
+    directory = pg_app.extensions["directory"]
+    directory.create_all()  # a second time: the indexes exist already
+    for practice_id, name in (("p-1", "Bright Smiles Dental"), ("p-2", "100% Smiles_Care")):
+        directory.put_practice(practice_id, name=name, office_number="+12025550100")
+    found = [p.id for p in directory.search_practices("SMILES", "+12025550100")]
+    assert found == ["p-2", "p-1"]
+    assert [p.id for p in directory.search_practices("s_c")] == ["p-2"]
+    assert [p.id for p in directory.search_practices("0%")] == ["p-2"]
+    assert directory.search_practices("%s") == []
+    with directory.engine.connect() as conn:
+        indexes = set(conn.execute(text("SELECT indexname FROM pg_indexes")).scalars())
+    assert {"ix_practices_office_number", "ix_practices_name_lower"} <= indexes

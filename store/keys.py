@@ -83,13 +83,16 @@ def verification(kind: str, verification_id: str) -> str:
 
 
 def console_session(session_hash: str) -> str:
-    """A support console session, named by the hash of its cookie (never the cookie itself)."""
-    return key("console-session", session_hash)
+    """A support console session, named by the hash of its cookie (never the cookie itself).
+
+    Tagged with that hash, as its notice is: signing out deletes both in one command.
+    """
+    return key("console-session", f"{{{session_hash}}}")
 
 
 def console_notice(session_hash: str) -> str:
     """What a console session's last action came to, kept for its next page."""
-    return key("console-notice", session_hash)
+    return key("console-notice", f"{{{session_hash}}}")
 
 
 def simulated(kind: str) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from api import validation as v
 from core.auth import require_token
@@ -41,6 +41,7 @@ def put_practice(practice_id: str) -> tuple[Response, int]:
         office_number_verified=v.flag(body, "office_number_verified"),
         language=v.choice(body, "language", ("en", "es"), required=False),
         codeword=codeword,
+        actor=g.actor,
     )
     if codeword is not None:
         directory().record_event(practice.id, channel="app", outcome="changed", actor=g.actor)
@@ -73,6 +74,7 @@ def put_user(practice_id: str, user_id: str) -> tuple[Response, int]:
         cell_number=cell,
         cell_number_given=cell_given,
         cell_number_verified=v.flag(body, "cell_number_verified"),
+        actor=g.actor,
     )
     return jsonify(user.to_json()), 201 if created else 200
 
@@ -82,7 +84,7 @@ def put_user(practice_id: str, user_id: str) -> tuple[Response, int]:
 def delete_user(practice_id: str, user_id: str) -> tuple[str, int]:
     """Remove a user from a practice."""
     practice = _practice_or_404(practice_id)
-    if not directory().delete_user(practice.id, v.identifier(user_id, "user_id")):
+    if not directory().delete_user(practice.id, v.identifier(user_id, "user_id"), actor=g.actor):
         raise NotFound("no such user")
     return "", 204
 
@@ -114,7 +116,7 @@ def read_codeword(practice_id: str) -> Response:
 def set_codeword(practice_id: str) -> Response:
     """Set the codeword, or generate an easy-to-say one when none is given."""
     practice = _practice_or_404(practice_id)
-    body = v.json_body() if request.content_length else {}
+    body = v.optional_json_body()
     chosen = body.get("codeword")
     try:
         codeword = validate_codeword(chosen) if chosen is not None else generate_codeword()
@@ -129,6 +131,11 @@ def set_codeword(practice_id: str) -> Response:
 @bp.get("/<practice_id>/disclosures")
 @require_token("admin", "support")
 def list_disclosures(practice_id: str) -> Response:
-    """The practice's codeword audit trail, newest first."""
+    """A page of the practice's codeword audit trail, newest first (``?limit=``, ``?before=``)."""
     practice = _practice_or_404(practice_id)
-    return jsonify({"events": [e.to_json() for e in directory().list_events(practice.id)]})
+    limit = v.query_int("limit", default=100, low=1, high=500)
+    before = v.query_int("before", default=None, low=1)
+    # One more than the page: whether it exists says if there is a next page.
+    events = directory().list_events(practice.id, limit=limit + 1, before=before)
+    next_before = events[limit - 1].id if len(events) > limit else None
+    return jsonify({"events": [e.to_json() for e in events[:limit]], "next_before": next_before})

@@ -16,8 +16,8 @@ bp = Blueprint("codeword_texts", __name__, url_prefix="/api/v1/codeword-texts")
 def create() -> tuple[Response, int]:
     """Text the practice's codeword to one of its admins; 202 once Twilio has it."""
     body = v.json_body()
-    practice_id = v.identifier(v.text(body, "practice_id", max_length=64), "practice_id")
-    user_id = v.identifier(v.text(body, "user_id", max_length=64), "user_id")
+    practice_id = v.body_identifier(body, "practice_id")
+    user_id = v.body_identifier(body, "user_id")
     requested_by = v.text(body, "requested_by")
     sent = text_codeword_on_request(practice_id, user_id, actor=g.actor, requested_by=requested_by)
     return jsonify(sent.to_json()), 202

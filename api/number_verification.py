@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify
 
 from api import validation as v
 from api.verification_calls import call_json
@@ -22,16 +21,12 @@ bp = Blueprint("number_verification", __name__, url_prefix="/api/v1/practices/<p
 CODE = re.compile(r"[0-9]{6}")
 
 
-def _optional_body() -> dict[str, Any]:
-    return v.json_body() if request.content_length else {}
-
-
 @bp.post("/office-number/verification")
 @require_token("admin")
 def create_office_verification(practice_id: str) -> tuple[Response, int, dict[str, str]]:
     """Call the office number; whoever answers keys in ``code`` to verify it."""
     practice_id = v.identifier(practice_id, "practice_id")
-    body = _optional_body()
+    body = v.optional_json_body()
     requested = office_number.request_verification(
         practice_id,
         actor=g.actor,

@@ -55,7 +55,7 @@ def create_verification_call() -> tuple[Response, int, dict[str, str]]:
     idempotency_key = _idempotency_key()
     body = v.json_body()
     requested = outbound.request_call(
-        practice_id=v.identifier(v.text(body, "practice_id", max_length=64), "practice_id"),
+        practice_id=v.body_identifier(body, "practice_id"),
         requested_by=v.text(body, "requested_by"),
         actor=g.actor,
         idempotency_key=idempotency_key,

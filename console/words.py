@@ -178,7 +178,7 @@ _VOICE = {
     "canceled": "call to {to} canceled",
     "completed": "call to {to} ended before the right code was keyed in",
     "expired": "call to {to} expired before the right code was keyed in",
-    "office_verified": "office number {to} verified by a call",
+    "office_number_verified": "office number {to} verified by a call",
 }
 _SMS = {
     "sent": "codeword texted to {to}",
@@ -186,12 +186,27 @@ _SMS = {
     "delivered": "codeword text to {to} delivered",
     "undelivered": "codeword text to {to} not delivered",
     "failed": "codeword text to {to} failed",
-    "cell_verified": "cell {to} verified by a texted code",
+    "cell_number_verified": "cell {to} verified by a texted code",
+    "opted_out": "admin cell {to} opted out of texts",
+    "opted_in": "admin cell {to} opted back in to texts",
 }
 _APP = {
     "disclosed": "codeword shown in the main application",
     "changed": "codeword changed",
     "generated": "new codeword generated",
+    "office_number_set": "office number set to {to}",
+    "office_number_changed": "office number changed to {to}, unverified",
+    "office_number_verified": "office number {to} vouched for as verified",
+    "office_number_unverified": "office number {to} marked unverified",
+    "cell_number_set": "cell {to} given to a user, unverified",
+    "cell_number_changed": "a user's cell changed to {to}, unverified",
+    "cell_number_removed": "cell {to} removed from a user",
+    "cell_number_verified": "cell {to} vouched for as verified",
+    "cell_number_unverified": "cell {to} marked unverified",
+    "admin_added": "admin added",
+    "role_changed_to_admin": "user made an admin",
+    "role_changed_to_staff": "admin made staff",
+    "admin_removed": "admin removed",
 }
 _CHANNELS = {"voice": _VOICE, "sms": _SMS, "app": _APP}
 # Who acted, when it was not a person with a token.

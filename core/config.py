@@ -153,6 +153,7 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "TWILIO_API_BASE_URL": env.get("TWILIO_API_BASE_URL"),
         "ADMIN_TOKENS": parse_tokens(env.get("ADMIN_TOKENS")),
         "SUPPORT_TOKENS": parse_tokens(env.get("SUPPORT_TOKENS")),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN"),
         "ALLOWED_COUNTRIES": [
             c.strip().upper() for c in env.get("ALLOWED_COUNTRIES", "US,CA").split(",") if c.strip()
         ],

@@ -72,7 +72,7 @@ def reset_practice(client: redis.Redis, practice: PracticeRecord, token_names: s
     }
     replays = [
         key
-        for key in cast("list[str]", list(client.scan_iter(match=keys.ALL_IDEMPOTENCY)))
+        for key in cast("list[str]", list(client.scan_iter(match=keys.every_idempotency_key())))
         if client.get(key) in sessions
     ]
     codes_and_choices = [

@@ -34,6 +34,7 @@ from core.errors import ServiceError
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES, note_outcome
 from core.segments import fit_name, gsm7_only, shorten
+from store.directory import TWILIO_ACTOR
 from store.numbers import mask
 
 log = logging.getLogger(__name__)
@@ -193,6 +194,6 @@ def run_after_response(job: Callable[[], object]) -> None:
 
 def _keep_opt_out(number: str) -> None:
     try:
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
     except SQLAlchemyError as exc:
         log.error("opt-out of %s not stored: %s", mask(number), type(exc).__name__)

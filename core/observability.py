@@ -13,6 +13,7 @@ Metrics work under several gunicorn workers: gunicorn.conf.py sets
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,6 +34,7 @@ from prometheus_client import (
 )
 from werkzeug.exceptions import HTTPException
 
+from core.errors import NotFound, Unauthorized
 from core.webhooks import is_twilio_webhook
 
 CALLS_TRIGGERED = Counter(
@@ -56,6 +58,11 @@ def note_outcome(outcome: str) -> None:
     g.outcome = outcome
 
 
+# C1 controls (U+0085 NEXT LINE among them) and the Unicode line and paragraph
+# separators, as JSON escapes: a forged value can then never start a log line of its own.
+_LINE_BREAKS_ESCAPED = {c: f"\\u{c:04x}" for c in [*range(0x80, 0xA0), 0x2028, 0x2029]}
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line, with the request's correlation fields."""
 
@@ -74,7 +81,8 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: a message or traceback could quote a secret.
             entry["exception"] = record.exc_info[0].__name__
-        return json.dumps(entry, ensure_ascii=False)
+        # JSON escapes only controls below U+0020; these others end a line for some readers.
+        return json.dumps(entry, ensure_ascii=False).translate(_LINE_BREAKS_ESCAPED)
 
 
 def _printable(value: object) -> str:
@@ -154,7 +162,12 @@ def _request_id() -> str:
 
 
 def _webhook_form() -> Any:
-    """The webhook's form, or nothing when it could not be read (too large, say)."""
+    """The webhook's form if the view read it; never parsed for the log line alone.
+
+    A webhook refused before its form was read (forged, too large) stays cheap.
+    """
+    if "form" not in request.__dict__:
+        return {}
     try:
         return request.form
     except HTTPException:
@@ -204,10 +217,27 @@ def init_app(app: Flask) -> None:
 
     @app.get("/metrics")
     def metrics() -> Response:
-        """Prometheus metrics, summed over every gunicorn worker."""
+        """Prometheus metrics, summed over every gunicorn worker; only with METRICS_TOKEN."""
+        _require_metrics_token()
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             registry = REGISTRY
         return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+
+
+def _require_metrics_token() -> None:
+    """404 while ``METRICS_TOKEN`` is unset; 401 unless the request bears it.
+
+    The counters tell which numbers are verified admin cells (a disclosure moves after a
+    forged CODEWORD text), so they are for the operator's scraper alone.
+    """
+    expected = current_app.config.get("METRICS_TOKEN")
+    if not expected:
+        raise NotFound("not found")
+    kind, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if kind.lower() != "bearer" or not hmac.compare_digest(
+        presented.strip().encode(), expected.encode()
+    ):
+        raise Unauthorized("the metrics token is required")

@@ -16,7 +16,7 @@ from ivr.session import CallSession, Purpose
 
 # Audit outcomes of an office-number call; other final statuses read
 # ``office_verification_<status>``, e.g. ``office_verification_no-answer``.
-OUTCOMES = {"verified": "office_verified"}
+OUTCOMES = {"verified": "office_number_verified"}
 
 
 def audit_outcome(status: str) -> str:

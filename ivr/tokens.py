@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from flask import current_app, url_for
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
+from core.public_urls import public_url
 from store import clock
 
 log = logging.getLogger(__name__)
@@ -88,10 +89,7 @@ def token_for(ref: CallRef) -> str:
 def callback_url(endpoint: str, token: str) -> str:
     """The absolute public URL of ``endpoint`` carrying ``token``, as Twilio will sign it.
 
-    The endpoint's URL is built once per app; each call only appends its token.
+    The endpoint's URL comes from ``PUBLIC_BASE_URL`` and the route alone, whatever
+    the current request says; each call only appends its token.
     """
-    urls: dict[str, str] = current_app.extensions.setdefault("ivr.callback_urls", {})
-    url = urls.get(endpoint)
-    if url is None:
-        url = urls.setdefault(endpoint, current_app.config["PUBLIC_BASE_URL"] + url_for(endpoint))
-    return f"{url}?t={quote(token, safe='')}"
+    return f"{public_url(endpoint)}?t={quote(token, safe='')}"

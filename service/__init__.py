@@ -42,6 +42,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     if config:
         app.config.from_mapping(config)
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # "//" in a path is 404, not an HTML redirect: no identifier is empty.
+    app.url_map.merge_slashes = False
     # No cookie sessions: every caller authenticates each request. This also
     # spares each webhook the cost of building a session serializer.
     app.session_interface = _NoSessions()

@@ -24,7 +24,7 @@ from core.errors import Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
 from sms.messages import Texts
 from store import clock, keys, onetime, replication
-from store.directory import UserRecord
+from store.directory import TWILIO_ACTOR, UserRecord
 from store.numbers import mask
 from store.scripts import LuaScript
 
@@ -125,7 +125,7 @@ def _text_code(practice_id: str, user_id: str, number: str) -> SentCode:
     except RecipientOptedOut:
         # Twilio's 21610: kept as our opt-out too, as for codeword texts.
         _forget_quietly(key, digest)
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
         raise
     except BaseException:
         _forget_quietly(key, digest)
@@ -181,7 +181,12 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
             code="cell_number_changed",
         )
     directory().record_event(
-        practice_id, channel="sms", outcome="cell_verified", actor=actor, to_number=number
+        practice_id,
+        channel="sms",
+        outcome="cell_number_verified",
+        actor=actor,
+        to_number=number,
+        reference=user_id,
     )
     log.info("cell %s of %s/%s verified", mask(number), practice_id, user_id)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
 
 from flask import current_app
 
@@ -22,9 +21,10 @@ from core.carrier import CarrierTimedOut, RecipientOptedOut
 from core.disclosures import UNCONFIRMED, Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, NotFound
 from core.extensions import carrier, directory
+from core.public_urls import public_url
 from sms.messages import Texts
 from store import clock
-from store.directory import PracticeRecord, UserRecord
+from store.directory import TWILIO_ACTOR, PracticeRecord, UserRecord
 from store.numbers import mask
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,7 @@ def may_receive_codeword(user: UserRecord) -> bool:
 
 def status_callback_url(practice_id: str) -> str:
     """Where Twilio reports the text's delivery; the practice rides in the signed query."""
-    base = current_app.config["PUBLIC_BASE_URL"]
-    return f"{base}/sms/status?{urlencode({'practice_id': practice_id})}"
+    return public_url("sms.status", practice_id=practice_id)
 
 
 def send_codeword_text(
@@ -93,7 +92,7 @@ def send_codeword_text(
             validity_period=VALIDITY_PERIOD,
         )
     except RecipientOptedOut:
-        directory().opt_out(number)
+        directory().opt_out(number, actor=TWILIO_ACTOR)
         raise
     except CarrierTimedOut:
         # It may have reached the admin: better a notice too many than a disclosure unheard of.

@@ -15,13 +15,13 @@ import re
 from core import background
 from core.errors import ServiceError
 from core.extensions import carrier, directory
+from store.identifiers import is_identifier
 from store.numbers import mask
 
 log = logging.getLogger(__name__)
 
 FINAL_STATUSES = frozenset({"delivered", "undelivered", "failed"})
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-f]{32}")
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 # The actor recorded for what Twilio reports.
 TWILIO = "twilio"
 
@@ -36,7 +36,7 @@ def record_delivery(practice_id: str, message_sid: str, status: str, to: str | N
         return "ignored"
     # Handed over first: a database that fails the audit must not keep the body at Twilio.
     background.run(lambda: redact(message_sid, to))
-    if IDENTIFIER.fullmatch(practice_id):
+    if is_identifier(practice_id):
         directory().record_event(
             practice_id,
             channel="sms",

@@ -1,8 +1,9 @@
 """What an inbound text asks for, read the way Twilio reads keywords.
 
-Keywords are case-insensitive and ignore surrounding space (and runs of space
-inside, so ``code  word`` is ``CODEWORD``). Anything else is UNKNOWN; a bare
-number is a CHOICE, which only means something while a practice list is pending.
+Keywords are ASCII letters, case-insensitive, and ignore surrounding space (and runs
+of space inside, so ``code  word`` is ``CODEWORD``); a look-alike (``ſtop``) is none.
+Anything else is UNKNOWN; a bare number is a CHOICE, which only means something while
+a practice list is pending.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ class Keyword:
 
 def parse_keyword(body: str) -> Keyword:
     """Read an inbound text's body as one of the keywords we answer."""
+    if not body.isascii():
+        # Twilio matches ASCII letters only; str.upper() would make "ſtop" and "ﬆop" STOP,
+        # opting out a number that Twilio itself does not.
+        return Keyword(Kind.UNKNOWN)
     text = " ".join(body.split()).upper()
     if text in OPT_OUT_WORDS:
         return Keyword(Kind.OPT_OUT)

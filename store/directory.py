@@ -84,6 +84,7 @@ class EventRecord:
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "id": self.id,
             "at": self.at.isoformat(),
             "channel": self.channel,
             "to": self.to,
@@ -122,6 +123,13 @@ def _practice_record(practice: Practice, with_users: bool = True) -> PracticeRec
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; every time we store is UTC.
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+# Actors of changes no token asked for: a CLI command or script; Twilio refusing a
+# recipient (error 21610); the number's owner texting STOP or START.
+SYSTEM = "system"
+TWILIO_ACTOR = "twilio"
+SELF = "self"
 
 
 # The look-ups every inbound text makes, built once: building a statement (and its
@@ -191,20 +199,31 @@ class Directory:
         office_number_verified: bool | None = None,
         language: str | None = None,
         codeword: str | None = None,
+        actor: str = SYSTEM,
     ) -> tuple[PracticeRecord, bool]:
-        """Create or update a practice; returns it and whether it was created."""
+        """Create or update a practice; returns it and whether it was created.
+
+        A change to where the codeword may be spoken (the office number set or changed,
+        vouched for or no longer) is audited in the same transaction, under ``actor``.
+        """
         with self.session() as s:
             practice = s.get(Practice, practice_id, options=[selectinload(Practice.users)])
             created = practice is None
+            was_verified = False
             if practice is None:
                 practice = Practice(id=practice_id, users=[])
                 s.add(practice)
                 practice.office_number_verified = bool(office_number_verified)
+                number_change = "office_number_set"
             elif practice.office_number != office_number:
                 # A new number is unproven unless this very request vouches for it.
                 practice.office_number_verified = bool(office_number_verified)
-            elif office_number_verified is not None:
-                practice.office_number_verified = office_number_verified
+                number_change = "office_number_changed"
+            else:
+                was_verified = practice.office_number_verified
+                if office_number_verified is not None:
+                    practice.office_number_verified = office_number_verified
+                number_change = None
             practice.name = name
             practice.office_number = office_number
             if language is not None:
@@ -213,7 +232,14 @@ class Directory:
                 practice.language = "en"
             if codeword is not None:
                 practice.codeword_encrypted = self.cipher.encrypt(codeword)
-            s.flush()
+            s.flush()  # the practice's row first: its audit events refer to it
+            audit = _Audit(s, practice_id, actor, channel="app")
+            if number_change:
+                audit.add(number_change, to_number=office_number)
+            if practice.office_number_verified and not was_verified:
+                audit.add("office_number_verified", to_number=office_number)
+            elif was_verified and not practice.office_number_verified:
+                audit.add("office_number_unverified", to_number=office_number)
             return _practice_record(practice), created
 
     def get_practice(self, practice_id: str) -> PracticeRecord | None:
@@ -272,8 +298,14 @@ class Directory:
         cell_number: str | None,
         cell_number_given: bool,
         cell_number_verified: bool | None = None,
+        actor: str = SYSTEM,
     ) -> tuple[UserRecord, bool]:
-        """Create or update a user; raises NotInDirectory for an unknown practice."""
+        """Create or update a user; raises NotInDirectory for an unknown practice.
+
+        A change to where the codeword may be texted (the cell set, changed, removed,
+        vouched for or no longer; the admin role given or taken) is audited in the same
+        transaction, under ``actor``, with the user's id as the event's reference.
+        """
         with self.session() as s:
             if s.get(Practice, practice_id) is None:
                 raise NotInDirectory("no such practice")
@@ -283,6 +315,11 @@ class Directory:
                 user = User(practice_id=practice_id, id=user_id, cell_number=None)
                 s.add(user)
                 user.cell_number_verified = False
+            old_cell, was_verified, old_role = (
+                user.cell_number,
+                user.cell_number_verified,
+                user.role,
+            )
             new_cell = cell_number if cell_number_given else user.cell_number
             if new_cell != user.cell_number or created:
                 user.cell_number_verified = bool(cell_number_verified) and new_cell is not None
@@ -291,6 +328,19 @@ class Directory:
             user.cell_number = new_cell
             user.name = name
             user.role = role
+            audit = _Audit(s, practice_id, actor, channel="app", reference=user_id)
+            if new_cell != old_cell:
+                change = "set" if old_cell is None else "removed" if new_cell is None else "changed"
+                audit.add(f"cell_number_{change}", to_number=new_cell or old_cell)
+                was_verified = False
+            if user.cell_number_verified and not was_verified:
+                audit.add("cell_number_verified", to_number=new_cell)
+            elif was_verified and not user.cell_number_verified:
+                audit.add("cell_number_unverified", to_number=new_cell)
+            if created and role == "admin":
+                audit.add("admin_added", to_number=new_cell)
+            elif not created and role != old_role:
+                audit.add(f"role_changed_to_{role}", to_number=new_cell)
             s.flush()
             return _user_record(user), created
 
@@ -299,12 +349,18 @@ class Directory:
             user = s.get(User, (practice_id, user_id))
             return _user_record(user) if user else None
 
-    def delete_user(self, practice_id: str, user_id: str) -> bool:
+    def delete_user(self, practice_id: str, user_id: str, *, actor: str = SYSTEM) -> bool:
+        """Remove a user; an admin's removal is audited, since their cell no longer counts."""
         with self.session() as s:
-            result = s.execute(
-                delete(User).where(User.practice_id == practice_id, User.id == user_id)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+            user = s.get(User, (practice_id, user_id))
+            if user is None:
+                return False
+            if user.role == "admin":
+                _Audit(s, practice_id, actor, channel="app", reference=user_id).add(
+                    "admin_removed", to_number=user.cell_number
+                )
+            s.delete(user)
+            return True
 
     def set_cell_number_verified(self, practice_id: str, user_id: str, cell_number: str) -> bool:
         """Mark a user's cell verified if it is still ``cell_number``."""
@@ -394,14 +450,19 @@ class Directory:
 
     # Opt-outs ----------------------------------------------------------------
 
-    def opt_out(self, number: str) -> None:
+    def opt_out(self, number: str, *, actor: str = SELF) -> None:
+        """Stop every text to ``number``; audited for each practice where it is an admin's cell."""
         with self.session() as s:
             if s.get(OptOut, number) is None:
                 s.add(OptOut(number=number))
+                _audit_admin_cell(s, number, "opted_out", actor)
 
-    def opt_in(self, number: str) -> None:
+    def opt_in(self, number: str, *, actor: str = SELF) -> None:
+        """Texts to ``number`` may go again; audited as its opt-out was."""
         with self.session() as s:
-            s.execute(delete(OptOut).where(OptOut.number == number))
+            removed = s.execute(delete(OptOut).where(OptOut.number == number))
+            if removed.rowcount:  # type: ignore[attr-defined]
+                _audit_admin_cell(s, number, "opted_in", actor)
 
     def is_opted_out(self, number: str) -> bool:
         # A plain read on a pooled connection: no ORM session needed to test one key.
@@ -458,6 +519,45 @@ class Directory:
                 )
                 for e in rows
             ]
+
+
+class _Audit:
+    """Audit events of one change, added to the session that makes it (one transaction)."""
+
+    def __init__(
+        self,
+        session: Session,
+        practice_id: str,
+        actor: str,
+        *,
+        channel: str,
+        reference: str | None = None,
+    ) -> None:
+        self.session, self.practice_id, self.actor = session, practice_id, actor
+        self.channel, self.reference = channel, reference
+
+    def add(self, outcome: str, *, to_number: str | None) -> None:
+        self.session.add(
+            AuditEvent(
+                practice_id=self.practice_id,
+                channel=self.channel,
+                outcome=outcome,
+                actor=self.actor,
+                to_masked=mask(to_number),
+                reference=self.reference,
+            )
+        )
+
+
+def _audit_admin_cell(s: Session, number: str, outcome: str, actor: str) -> None:
+    """Audit ``outcome`` of ``number`` for every practice where it is an admin's cell."""
+    admins = s.execute(
+        select(User.practice_id, User.id).where(User.cell_number == number, User.role == "admin")
+    ).all()
+    for practice_id, user_id in admins:
+        _Audit(s, practice_id, actor, channel="sms", reference=user_id).add(
+            outcome, to_number=number
+        )
 
 
 def _make_engine(database_url: str) -> Engine:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from urllib.parse import quote
 
 PREFIX = "cw"
 
@@ -55,19 +56,27 @@ def live_call(practice_id: str) -> str:
 
 
 def idempotency(practice_id: str, actor: str, idempotency_key: str) -> str:
-    """The call an ``Idempotency-Key`` made, in the practice's slot (the same script's keys)."""
-    return key(f"{{{practice_tag(practice_id)}}}", "idem", actor, idempotency_key)
+    """The call an ``Idempotency-Key`` made, in the practice's slot (the same script's keys).
+
+    The token's name is percent-encoded, ``:`` included, so that no two (name, key) pairs
+    meet: ``a:b`` with ``c`` and ``a`` with ``b:c`` would both read ``a:b:c``.
+    """
+    return key(f"{{{practice_tag(practice_id)}}}", "idem", quote(actor, safe=""), idempotency_key)
 
 
 def idempotency_owner(actor: str, idempotency_key: str) -> str:
     """The practice an ``Idempotency-Key`` was first used for (reused for another: 422)."""
-    return key("idem-owner", actor, idempotency_key)
+    return key("idem-owner", quote(actor, safe=""), idempotency_key)
+
+
+def every_idempotency_key() -> str:
+    """A SCAN pattern matching the idempotency keys of every token and practice."""
+    return key("{*}", "idem", "*")
 
 
 # Patterns matching every key of a kind (SCAN MATCH), for maintenance and tests.
 ALL_CALL_SESSIONS = key("{*}", "call", "*")
 ALL_LIVE_CALLS = key("{*}", "live-call", "*")
-ALL_IDEMPOTENCY = key("{*}", "idem", "*")
 
 
 # The prefix of every key ``limits`` keeps (one key per rule and subject, one script each).

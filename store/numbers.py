@@ -29,6 +29,19 @@ def normalise(raw: str, allowed_countries: Iterable[str]) -> str:
         raise InvalidNumber("not a valid phone number")
     if region not in set(allowed_countries):
         raise InvalidNumber(f"numbers in {region or 'that region'} are not allowed")
+    # Numbers that cost money to reach or cannot be a practice's phone: calls and texts
+    # to them are how toll fraud would go, so none is ever stored, dialled or texted.
+    kind = phonenumbers.number_type(parsed)
+    refused = {
+        phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium-rate",
+        phonenumbers.PhoneNumberType.SHARED_COST: "shared-cost",
+        phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal (500)",
+        phonenumbers.PhoneNumberType.UAN: "universal access",
+        phonenumbers.PhoneNumberType.PAGER: "pager",
+        phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail-only",
+    }
+    if kind in refused:
+        raise InvalidNumber(f"{refused[kind]} numbers are not accepted")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -20,7 +20,13 @@ from devservers.prism_server import prism
 from devservers.redis_server import RedisProcess
 from service import create_app
 from store.redis_client import connect
-from tests.helpers import ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT_TOKEN, TWILIO_AUTH_TOKEN
+from tests.helpers import (
+    ADMIN_TOKEN,
+    METRICS_TOKEN,
+    PUBLIC_BASE_URL,
+    SUPPORT_TOKEN,
+    TWILIO_AUTH_TOKEN,
+)
 from tests.redis_topologies import RedisClusterProcesses, SentinelProcesses
 from tests.twilio_fake import TwilioRecorder, recording_fake
 from tests.voice import Clock
@@ -166,6 +172,7 @@ def base_env(
         "TWILIO_FROM_NUMBER": "+15005550006",
         "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
         "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+        "METRICS_TOKEN": METRICS_TOKEN,
         # Tests read the log lines as production writes them.
         "LOG_FORMAT": "json",
     }

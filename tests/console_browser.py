@@ -115,7 +115,7 @@ class Browser:
         self.keep_responses()
         old_page = self.driver.find_element(By.TAG_NAME, "html")
         element.click()
-        self.wait_until(lambda: staleness_of(old_page)(self.driver), "the next page")
+        self.wait_until(lambda: _gone(old_page), "the next page")
         self.wait_until(
             lambda: self.driver.execute_script("return document.readyState") == "complete"
         )
@@ -185,3 +185,17 @@ class Browser:
         self.driver.get_log("browser")
         self.fetched.clear()
         self._pending.clear()
+
+
+def _gone(element: WebElement) -> bool:
+    """Whether the page holding ``element`` was replaced.
+
+    While a navigation swaps documents, Chromium may answer that the node "does not belong
+    to the document" instead of calling it stale: the same fact, in other words.
+    """
+    try:
+        return bool(staleness_of(element)(None))
+    except WebDriverException as exc:
+        if "does not belong to the document" in str(exc):
+            return True
+        raise

@@ -12,7 +12,14 @@ import requests
 from cryptography.fernet import Fernet
 
 from tests.faults import calls_placed, inbound_text
-from tests.helpers import ADMIN, ADMIN_TOKEN, PUBLIC_BASE_URL, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import (
+    ADMIN,
+    ADMIN_TOKEN,
+    METRICS_TOKEN,
+    PUBLIC_BASE_URL,
+    SUPPORT,
+    SUPPORT_TOKEN,
+)
 from tests.helpers import twilio_signature as sign
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, OUR_NUMBER
@@ -39,6 +46,7 @@ def production_env(redis_url: str, database_url: str, twilio_url: str, **extra: 
         "DATABASE_URL": database_url,
         "ADMIN_TOKENS": f"mainapp={ADMIN_TOKEN}",
         "SUPPORT_TOKENS": f"helpdesk={SUPPORT_TOKEN}",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "WEB_CONCURRENCY": "2",
         **extra,
     }

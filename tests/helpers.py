@@ -12,8 +12,10 @@ PUBLIC_BASE_URL = "https://codeword.example.com"
 TWILIO_AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 ADMIN_TOKEN = "admin-token-for-tests-0000000001"
 SUPPORT_TOKEN = "support-token-for-tests-00000001"
+METRICS_TOKEN = "metrics-token-for-tests-0000001"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 SUPPORT = {"Authorization": f"Bearer {SUPPORT_TOKEN}"}
+METRICS = {"Authorization": f"Bearer {METRICS_TOKEN}"}
 
 
 def twilio_signature(url: str, form: dict[str, Any], token: str = TWILIO_AUTH_TOKEN) -> str:

@@ -235,7 +235,7 @@ def test_disclosures_are_listed_newest_first(client: FlaskClient) -> None:
     client.post("/api/v1/practices/p-1/codeword", headers=ADMIN)
     client.get("/api/v1/practices/p-1/codeword", headers=ADMIN)
     events = client.get("/api/v1/practices/p-1/disclosures", headers=ADMIN).get_json()["events"]
-    assert [e["outcome"] for e in events] == ["disclosed", "generated"]
+    assert [e["outcome"] for e in events] == ["disclosed", "generated", "office_number_set"]
 
 
 def test_a_practice_without_a_codeword_has_none_to_read(client: FlaskClient) -> None:

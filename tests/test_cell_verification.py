@@ -213,7 +213,7 @@ def test_the_right_code_verifies_the_cell_once(client: FlaskClient) -> None:
 
     events = client.get("/api/v1/practices/p-1/disclosures", headers=ADMIN).get_json()["events"]
     assert [(e["outcome"], e["to"], e["actor"]) for e in events if e["channel"] == "sms"] == [
-        ("cell_verified", "+1******0111", "mainapp")
+        ("cell_number_verified", "+1******0111", "mainapp")
     ]
 
 

@@ -195,7 +195,8 @@ def test_twilio_reporting_the_recipient_opted_out_is_a_clear_409_and_kept(
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "recipient_opted_out"
     assert recorded_app.extensions["directory"].is_opted_out(ADMIN_CELL)
-    assert sms_events(client) == []
+    # No disclosure: only the opt-out Twilio reported, kept in the trail.
+    assert [(e["outcome"], e["actor"]) for e in sms_events(client)] == [("opted_out", "twilio")]
     assert ask(client).status_code == 409
     assert len(sent) == 1
 

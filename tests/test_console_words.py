@@ -63,7 +63,7 @@ def event(channel: str, outcome: str, **fields: str | None) -> EventRecord:
         ),
         (
             event("sms", "opted_out", to="+1******0111", actor="twilio"),
-            "opted out (+1******0111), reported by the carrier",
+            "admin cell +1******0111 opted out of texts, reported by the carrier",
         ),
     ],
 )

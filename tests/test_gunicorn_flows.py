@@ -37,7 +37,7 @@ from tests.gunicorn_flows import (
     request_call,
     seed,
 )
-from tests.helpers import ADMIN, ADMIN_TOKEN, SUPPORT, SUPPORT_TOKEN
+from tests.helpers import ADMIN, ADMIN_TOKEN, METRICS, SUPPORT, SUPPORT_TOKEN
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import ACCOUNT_SID, CODEWORD, OFFICE, OUR_NUMBER, spellings
 
@@ -180,7 +180,7 @@ def run_flows(
         deadline = time.monotonic() + 10
         while redactions_logged(server.log) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
-        metrics = requests.get(f"{server.url}/metrics", timeout=5).text
+        metrics = requests.get(f"{server.url}/metrics", headers=METRICS, timeout=5).text
         log = server.log.read_text(encoding="utf-8", errors="replace")
         lines = json_lines(server.log)
     yield Run(

@@ -14,7 +14,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from devservers.gunicorn_server import gunicorn_server
-from tests.helpers import ADMIN, PUBLIC_BASE_URL, post_signed, put_practice, twilio_signature
+from tests.helpers import (
+    ADMIN,
+    METRICS,
+    METRICS_TOKEN,
+    PUBLIC_BASE_URL,
+    post_signed,
+    put_practice,
+    twilio_signature,
+)
 
 
 def json_lines(text: str) -> list[dict]:
@@ -103,6 +111,7 @@ def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str
         "DATABASE_URL": f"sqlite:///{tmp_path / 'd.sqlite3'}",
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "WEB_CONCURRENCY": "2",
+        "METRICS_TOKEN": METRICS_TOKEN,
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
     }
     form = {"CallSid": "CA" + "1" * 32, "From": "+12025550100"}
@@ -117,7 +126,7 @@ def test_metrics_are_summed_over_gunicorn_workers(tmp_path: Path, redis_url: str
                     session.post(f"{url}/ivr/inbound", data=form, headers=headers).status_code
                     == 200
                 )
-        text = requests.get(f"{url}/metrics", timeout=5).text
+        text = requests.get(f"{url}/metrics", headers=METRICS, timeout=5).text
     count = re.search(r'codeword_webhook_seconds_count\{endpoint="ivr.inbound"\} (\S+)', text)
     assert count is not None, text
     assert float(count.group(1)) == 12

@@ -125,7 +125,7 @@ def test_the_right_code_on_the_office_phone_verifies_the_office_number(
     assert status_of(client, body["id"]) == "verified"
 
     (event,) = voice_events(client)
-    assert event["outcome"] == "office_verified"
+    assert event["outcome"] == "office_number_verified"
     assert event["actor"] == "mainapp"
     assert event["to"] == "+1******0100"
     assert event["reference"] == call.sid

@@ -42,7 +42,14 @@ def test_the_admin_api_works_on_postgresql(pg_app: Flask) -> None:
         "codeword": "maple-otter-47"
     }
     events = client.get("/api/v1/practices/p-1/disclosures", headers=ADMIN).get_json()["events"]
-    assert [e["outcome"] for e in events] == ["disclosed", "changed"]
+    assert [e["outcome"] for e in events] == [
+        "disclosed",
+        "admin_added",
+        "cell_number_verified",
+        "cell_number_set",
+        "changed",
+        "office_number_set",
+    ]
     assert events[0]["at"].endswith("+00:00")
     assert client.delete("/api/v1/practices/p-1/users/u-1", headers=ADMIN).status_code == 204
 

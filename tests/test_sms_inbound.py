@@ -289,6 +289,14 @@ def test_an_opt_out_word_stops_every_text_to_that_number(
     assert sent_texts(app) == []
 
 
+@pytest.mark.parametrize("word", ["\u017ftop", "\ufb06op"])
+def test_a_look_alike_of_stop_opts_nobody_out(app: Flask, client: FlaskClient, word: str) -> None:
+    """Twilio does not read these as STOP, so neither do we: texts still reach the number."""
+    text(client, word)
+    assert not app.extensions["directory"].is_opted_out(ADMIN_CELL)
+    assert reply_of(text(client, "HELP")) is not None
+
+
 @pytest.mark.parametrize("word", ["START", "yes", " Unstop"])
 def test_opting_back_in_restores_texts(app: Flask, client: FlaskClient, word: str) -> None:
     text(client, "STOP")

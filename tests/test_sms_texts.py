@@ -47,6 +47,14 @@ def test_every_twilio_opt_out_word_opts_out(word: str) -> None:
     assert parse_keyword(f" {word.lower()} ").kind is Kind.OPT_OUT
 
 
+@pytest.mark.parametrize(
+    "body", ["\u017ftop", "\ufb06op", "\ufb05op", "sto\u0440", "CODEWORD\u00a0", "\u0663"]
+)
+def test_look_alike_letters_are_no_keyword(body: str) -> None:
+    """As Twilio matches: ASCII letters only, though Unicode upper-cases some to ASCII."""
+    assert parse_keyword(body).kind is Kind.UNKNOWN
+
+
 def test_a_number_is_read_as_a_choice() -> None:
     assert parse_keyword(" 3 ").choice == 3
 

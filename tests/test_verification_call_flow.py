@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from devservers.redis_server import RedisProcess
 from store import keys
-from tests.helpers import ADMIN, SUPPORT, post_signed, put_practice
+from tests.helpers import ADMIN, METRICS, SUPPORT, post_signed, put_practice
 from tests.voice import (
     ACCOUNT_SID,
     CODEWORD,
@@ -448,7 +448,7 @@ def test_a_status_callback_with_another_call_sid_changes_nothing(client: FlaskCl
 
 
 def metric(client: FlaskClient, name: str) -> float:
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+    for line in client.get("/metrics", headers=METRICS).get_data(as_text=True).splitlines():
         if line.startswith(name + " "):
             return float(line.split()[-1])
     return 0.0

@@ -401,7 +401,7 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
     assert failing.attempts == 4
     assert all_keys(redis_client, keys.ALL_CALL_SESSIONS) == []
     assert all_keys(redis_client, keys.ALL_LIVE_CALLS) == []
-    assert all_keys(redis_client, keys.ALL_IDEMPOTENCY) == []
+    assert all_keys(redis_client, keys.every_idempotency_key()) == []
 
     # No slot was spent and the key is free: three calls still go through this hour.
     app.extensions["carrier"] = working

@@ -12,6 +12,8 @@ from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_user
 from tests.sms_helpers import ADMIN_CELL, CODEWORD, STAFF_CELL, seed, text
 from tests.twilio_fake import TwilioRecorder
 
+pytestmark = pytest.mark.redis_topologies
+
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REQUEST = {"practice_id": "p-1", "user_id": "u-1", "requested_by": "Dana at Bright Smiles"}

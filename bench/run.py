@@ -129,6 +129,7 @@ def run(
     load: bool = True,
     rounds: int = 1,
     floor: bool = False,
+    database_url: str | None = None,
     out: Callable[[str], None] = print,
 ) -> list[Row]:
     """Run every scenario (or those named in ``only``); print and return the report."""
@@ -138,7 +139,7 @@ def run(
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-")))
         redis_proc = stack.enter_context(RedisProcess())
-        setup = Setup(redis_proc.url, workdir)
+        setup = Setup(redis_proc.url, workdir, database_url)
         setup.app  # noqa: B018 (creates the tables before gunicorn starts)
         service, bare = stack.enter_context(services(setup, workdir))
         redis = redis_pids(redis_proc.url)
@@ -147,8 +148,8 @@ def run(
         out(
             f"gunicorn: {settings['workers']} workers x {settings['threads']} threads "
             f"({settings['worker_class']}); wrk: {WRK_THREADS} threads, {connections} "
-            f"connections, {rounds} x {seconds} s per side and step; Redis and SQLite on the same "
-            "machine\n"
+            f"connections, {rounds} x {seconds} s per side and step; Redis and "
+            f"{'PostgreSQL' if database_url else 'SQLite'} on the same machine\n"
         )
         out(HEADER)
         out("-" * len(HEADER))
@@ -207,6 +208,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also load the floor: the bare endpoint plus the signature check and one Redis "
         "round trip",
     )
+    parser.add_argument(
+        "--database-url",
+        help="the service's directory (e.g. a PostgreSQL seeded by bench.seed_directory); "
+        "default: a new SQLite file",
+    )
     parser.add_argument("--json", type=Path, help="also write the report to this file as JSON")
     args = parser.parse_args(argv)
     sides = 3 if args.floor else 2
@@ -226,6 +232,7 @@ def main(argv: list[str] | None = None) -> int:
         load=not args.no_load,
         rounds=args.rounds,
         floor=args.floor,
+        database_url=args.database_url,
     )
     ok = all(row.meets_targets() for row in rows)
     if args.json:

@@ -42,7 +42,7 @@ class SignedRequest:
 class Setup:
     """Redis, the service's environment, the app (to prepare state) and a signer."""
 
-    def __init__(self, redis_url: str, workdir: Path) -> None:
+    def __init__(self, redis_url: str, workdir: Path, database_url: str | None = None) -> None:
         self.redis_url = redis_url
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.env = {
@@ -53,7 +53,7 @@ class Setup:
             "TWILIO_FROM_NUMBER": OUR_NUMBER,
             "REDIS_URL": redis_url,
             "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
-            "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}",
+            "DATABASE_URL": database_url or f"sqlite:///{workdir / 'bench.sqlite3'}",
             "INSTANCE_PATH": str(workdir / "instance"),
             "PROMETHEUS_MULTIPROC_DIR": str(workdir / "metrics"),
             # Production's log lines, so the figures hold for production.

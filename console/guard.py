@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 from flask import current_app, g, redirect, render_template, request, url_for
+from redis.exceptions import RedisClusterException
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -139,6 +140,7 @@ def _limit_exceeded(error: LimitExceeded) -> Response:
 
 
 @bp.errorhandler(redis.RedisError)
+@bp.errorhandler(RedisClusterException)
 @bp.errorhandler(SQLAlchemyError)
 def _dependency_error(error: Exception) -> Response:
     log.warning("console: dependency unavailable: %s", type(error).__name__)

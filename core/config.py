@@ -17,6 +17,7 @@ from cryptography.fernet import Fernet
 from limits import parse_many
 
 from core.worker_settings import SettingError, worker_settings
+from store.redis_client import CLUSTER, SENTINEL, RedisLocation
 
 REQUIRED_IN_PRODUCTION = (
     "SECRET_KEY",
@@ -56,6 +57,43 @@ def rate_limit(env: dict[str, str], name: str, default: str) -> str:
     except ValueError:
         raise ConfigError(f"{name} must read like 3/hour or 3/hour;10/day, not {value!r}") from None
     return value
+
+
+def redis_urls(env: dict[str, str]) -> tuple[str, str]:
+    """``REDIS_URL`` and ``QUEUE_REDIS_URL``, checked: the queue cannot live on a cluster."""
+    url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        state = RedisLocation.parse(url)
+    except ValueError as exc:
+        raise ConfigError(f"REDIS_URL: {exc}") from None
+    queue_url = env.get("QUEUE_REDIS_URL")
+    if queue_url is None:
+        if state.scheme == CLUSTER:
+            raise ConfigError(
+                "QUEUE_REDIS_URL is required when REDIS_URL is a Redis Cluster: the background"
+                " queue cannot run on a cluster, so name a single Redis (redis://, rediss://)"
+                " or a Sentinel (redis+sentinel://) for it"
+            )
+        queue_url = url
+    try:
+        queue = RedisLocation.parse(queue_url)
+    except ValueError as exc:
+        raise ConfigError(f"QUEUE_REDIS_URL: {exc}") from None
+    if queue.scheme == CLUSTER:
+        raise ConfigError(
+            "QUEUE_REDIS_URL must be a single Redis (redis://, rediss://) or a Sentinel"
+            " (redis+sentinel://): the background queue cannot run on a Redis Cluster"
+        )
+    return url, queue_url
+
+
+def replica_acks(env: dict[str, str], redis_url: str) -> int:
+    """How many replicas must hold a call's one-time writes; 1 through Sentinel, else 0."""
+    default = "1" if RedisLocation.parse(redis_url).scheme == SENTINEL else "0"
+    value = env.get("REDIS_REPLICA_ACKS", default)
+    if not value.isdigit():
+        raise ConfigError(f"REDIS_REPLICA_ACKS must be a whole number, not {value!r}")
+    return int(value)
 
 
 LOG_FORMATS = ("json", "text")
@@ -100,9 +138,9 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
             env.setdefault(name, value)
 
     port = env.get("PORT", "8000")
-    redis_url = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    redis_url, queue_redis_url = redis_urls(env)
     try:
-        background = worker_settings(env, redis_url, production)
+        background = worker_settings(env, production)
     except SettingError as exc:
         raise ConfigError(str(exc)) from None
     return {
@@ -111,6 +149,8 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
         "SECRET_KEY": env["SECRET_KEY"],
         "CODEWORD_KEYS": [k.strip() for k in env["CODEWORD_KEYS"].split(",") if k.strip()],
         "REDIS_URL": redis_url,
+        "QUEUE_REDIS_URL": queue_redis_url,
+        "REDIS_REPLICA_ACKS": replica_acks(env, redis_url),
         "DATABASE_URL": env.get("DATABASE_URL", f"sqlite:///{instance_path / 'directory.sqlite3'}"),
         "PUBLIC_BASE_URL": env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
         "TWILIO_ACCOUNT_SID": env.get("TWILIO_ACCOUNT_SID"),

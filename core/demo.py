@@ -66,8 +66,8 @@ def reset_practice(client: redis.Redis, practice: PracticeRecord, token_names: s
         if _names_a_subject(key.removeprefix(keys.key("limits", "")), subjects)
     ]
     sessions = {
-        key.removeprefix(keys.call_session("")): key
-        for key in cast("list[str]", list(client.scan_iter(match=keys.call_session("*"))))
+        key.rpartition(":")[2]: key
+        for key in cast("list[str]", list(client.scan_iter(match=keys.ALL_CALL_SESSIONS)))
         if client.hget(key, "practice_id") == practice.id
     }
     replays = [

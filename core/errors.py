@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import traceback
 
-import redis
 from flask import Flask, Response, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
@@ -18,6 +17,7 @@ from werkzeug.exceptions import HTTPException
 from core.twiml import apology
 from core.webhooks import caller_language, is_twilio_webhook
 from store.errors import LimitExceeded, NotInDirectory
+from store.redis_client import UNAVAILABLE as REDIS_UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +142,15 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Allow"] = ", ".join(allowed)
         return response
 
-    @app.errorhandler(redis.RedisError)
-    def _redis_error(error: redis.RedisError) -> Response:
+    def _redis_error(error: Exception) -> Response:
+        # Also a failover's READONLY answer or a Sentinel naming no master yet.
         log.warning("redis unavailable: %s", type(error).__name__)
         if is_twilio_webhook():
             return apology(caller_language())
         return error_response(DependencyUnavailable("temporarily unavailable, try again"))
+
+    for redis_unavailable in REDIS_UNAVAILABLE:
+        app.register_error_handler(redis_unavailable, _redis_error)
 
     @app.errorhandler(SQLAlchemyError)
     def _database_error(error: SQLAlchemyError) -> Response:

@@ -15,13 +15,9 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
-from urllib.parse import urlsplit
 
 import redis
 from flask import current_app
-from redis.backoff import NoBackoff
-from redis.retry import Retry
-from redis.sentinel import Sentinel
 from rq import Queue
 from rq.job import Job as QueueJob
 from rq.job import JobStatus
@@ -29,6 +25,7 @@ from rq.job import JobStatus
 from store import clock
 from store.outbox import Job
 from store.outbox_rows import Outbox
+from store.redis_client import connect as store_connect
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +39,8 @@ FAILURE_TTL = 7 * 24 * 3600
 STALE_AFTER = 300
 # Enqueueing fails fast: the row is safe in SQL and the sweep enqueues it later.
 SOCKET_TIMEOUT = 0.5
+# Longer than RQ's blocking wait for a job (its worker TTL less 15 s: 405 s).
+WORKER_SOCKET_TIMEOUT = 420.0
 
 JobFunction = Callable[[Any], object]
 WAITING = {JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED}
@@ -53,22 +52,15 @@ def lease() -> float:
 
 
 def connect(url: str) -> redis.Redis:
-    """The queue's Redis: one server or a Sentinel-managed master; bytes, as RQ needs."""
-    options: dict[str, Any] = {
-        "socket_timeout": SOCKET_TIMEOUT,
-        "socket_connect_timeout": SOCKET_TIMEOUT,
-        "retry": Retry(NoBackoff(), 0),
-    }
-    parts = urlsplit(url)
-    if parts.scheme == "redis+sentinel":
-        hosts = [
-            (host, int(port or 26379))
-            for host, _, port in (item.partition(":") for item in parts.netloc.split(","))
-        ]
-        service = parts.path.strip("/").split("/")[0]
-        sentinel = Sentinel(hosts, **options)  # type: ignore[no-untyped-call]
-        return cast(redis.Redis, sentinel.master_for(service, **options))  # type: ignore[no-untyped-call]
-    return redis.Redis.from_url(url, **options)
+    """The queue's Redis (one server or Sentinel's master) for enqueueing, replying bytes
+    as RQ needs; it fails fast."""
+    return store_connect(url, socket_timeout=SOCKET_TIMEOUT, decode_responses=False)
+
+
+def worker_connection(url: str) -> redis.Redis:
+    """The worker's own connection to the queue: its blocking read for the next job
+    (RQ's, up to 405 s) must not time out, so that alone waits long."""
+    return store_connect(url, socket_timeout=WORKER_SOCKET_TIMEOUT, decode_responses=False)
 
 
 def make_queue(connection: redis.Redis, *, is_async: bool = True) -> Queue:

@@ -1,4 +1,4 @@
-"""Settings of the background worker: its queue, outcome events, and redaction at Twilio.
+"""Settings of the background worker: outcome events, redaction at Twilio, its sweep and lease.
 
 Checked at start, so a wrong value stops the service with a message naming it instead
 of failing the first event or text.
@@ -25,25 +25,6 @@ DEFAULT_SWEEP_SECONDS = 5
 # How long a worker holds a row it took: past it, a worker that died holding the row
 # lets another take it. Longer than any one attempt (the events receiver gets 10 s).
 DEFAULT_LEASE_SECONDS = 30
-# Schemes a queue library can use: one server or Sentinel, never Redis Cluster.
-QUEUE_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel")
-
-
-def queue_redis_url(env: dict[str, str], redis_url: str) -> str:
-    """QUEUE_REDIS_URL, or REDIS_URL unless that is a Redis Cluster."""
-    given = env.get("QUEUE_REDIS_URL")
-    if given is None:
-        if urlsplit(redis_url).scheme == "redis+cluster":
-            raise SettingError(
-                "QUEUE_REDIS_URL is required when REDIS_URL is a Redis Cluster "
-                "(the worker's queue cannot run on one): one server or Sentinel"
-            )
-        return redis_url
-    if urlsplit(given).scheme not in QUEUE_SCHEMES:
-        raise SettingError(
-            "QUEUE_REDIS_URL must be redis://, rediss:// or redis+sentinel:// (not Redis Cluster)"
-        )
-    return given
 
 
 def events_url(env: dict[str, str], production: bool) -> str | None:
@@ -96,11 +77,11 @@ def positive_seconds(env: dict[str, str], name: str, default: float) -> float:
     return value
 
 
-def worker_settings(env: dict[str, str], redis_url: str, production: bool) -> dict[str, Any]:
-    """The worker's part of the Flask config."""
+def worker_settings(env: dict[str, str], production: bool) -> dict[str, Any]:
+    """The worker's part of the Flask config (its queue's QUEUE_REDIS_URL is read with
+    REDIS_URL, core/config.py)."""
     url = events_url(env, production)
     return {
-        "QUEUE_REDIS_URL": queue_redis_url(env, redis_url),
         "EVENTS_URL": url,
         "EVENTS_SECRET": events_secret(env, url),
         "EVENTS_RETRY_SCHEDULE": seconds_list(env, "EVENTS_RETRY_SCHEDULE", DEFAULT_RETRY_SCHEDULE),

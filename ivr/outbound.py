@@ -9,7 +9,6 @@ session is rolled back, and the slots are given back unless the call may have go
 from __future__ import annotations
 
 import logging
-import secrets
 from dataclasses import dataclass
 
 import redis
@@ -48,8 +47,14 @@ def request_call(
 ) -> RequestedCall:
     """Call the practice's verified office number with a fresh challenge code."""
     client = redis_client()
-    idem_key = keys.idempotency(actor, idempotency_key) if idempotency_key else None
-    if idem_key:
+    idem_key = None
+    if idempotency_key:
+        owner = session.idempotency_key_owner(client, actor, idempotency_key, practice_id)
+        if owner != practice_id:
+            raise InvalidInput(
+                "this Idempotency-Key was used for another practice", code="idempotency_key_reused"
+            )
+        idem_key = keys.idempotency(practice_id, actor, idempotency_key)
         existing = session.idempotent_session_id(client, idem_key)
         if existing:
             return _replay(client, existing, practice_id)
@@ -100,7 +105,7 @@ def place_call(
     """
     client = redis_client()
     now = clock.now()
-    session_id = "VC" + secrets.token_hex(16)
+    session_id = keys.new_call_session_id(practice.id)
     code = onetime.new_code()
     call = CallSession(
         id=session_id,

@@ -256,6 +256,24 @@ def idempotent_session_id(client: redis.Redis, idempotency_redis_key: str) -> st
     return cast(str | None, client.get(idempotency_redis_key))
 
 
+def idempotency_key_owner(
+    client: redis.Redis, actor: str, idempotency_key: str, practice_id: str
+) -> str:
+    """The practice an ``Idempotency-Key`` belongs to: ``practice_id`` if it is new.
+
+    The key's calls live in their practice's hash slot; this one record (SET NX
+    GET, atomic) remembers which practice the key was first used for.
+    """
+    owner = client.set(
+        keys.idempotency_owner(actor, idempotency_key),
+        practice_id,
+        nx=True,
+        get=True,
+        ex=IDEMPOTENCY_TTL,
+    )
+    return cast(str | None, owner) or practice_id
+
+
 def undo_disclosure(client: redis.Redis, session_id: str) -> bool:
     """Mark a call ``failed`` whose right code led nowhere (codeword unread, number unmarked)."""
     return bool(_UNDO_DISCLOSURE.run(client, [keys.call_session(session_id)]))
@@ -267,7 +285,7 @@ def reseal_codes(client: redis.Redis, reseal: Callable[[bytes], bytes]) -> int:
     Codes are sealed (CODEWORD_KEYS) only for idempotent repeats of a support request.
     """
     count = 0
-    for key in client.scan_iter(match=keys.call_session("*"), count=500):
+    for key in client.scan_iter(match=keys.ALL_CALL_SESSIONS, count=500):
         sealed = cast(str | None, client.hget(key, "code_sealed"))
         if sealed:
             resealed = reseal(sealed.encode()).decode()

@@ -90,6 +90,7 @@ def take_code(ref: tokens.CallRef, caller: CallerIdentity, digits: str) -> Voice
         digits=digits,
         secret_key=current_app.config["SECRET_KEY"],
         now=clock.now(),
+        replicas=current_app.config["REDIS_REPLICA_ACKS"],
     )
     stop = _refuse_or_close(ref, result.verdict)
     if stop is not None:

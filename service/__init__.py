@@ -33,9 +33,10 @@ from sms.views import bp as sms_bp
 from store.codeword_texts import CodewordTexts
 from store.crypto import CodewordCipher
 from store.directory import Directory
+from store.keys import RATE_LIMITS
 from store.outbox_rows import Outbox
 from store.ratelimit import RateLimiter
-from store.redis_client import connect
+from store.redis_client import connect, limits_storage
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -56,7 +57,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.session_interface = _NoSessions()
     configure_logging(app.config.get("LOG_LEVEL", "INFO"), app.config.get("LOG_FORMAT", "json"))
 
-    redis_client = app.config.get("REDIS_CLIENT") or connect(app.config["REDIS_URL"])
+    redis_client = app.config.get("REDIS_CLIENT")
+    limits_on = None
+    if redis_client is None:
+        redis_client = connect(app.config["REDIS_URL"])
+        # The rate limits go through limits' own storage for the same URL.
+        limits_on = limits_storage(app.config["REDIS_URL"], RATE_LIMITS)
     app.extensions["redis"] = redis_client
     directory = Directory(app.config["DATABASE_URL"], CodewordCipher(app.config["CODEWORD_KEYS"]))
     app.extensions["directory"] = directory
@@ -74,7 +80,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         "notice": send_notice,
         "redaction": redact_text,
     }
-    app.extensions["limiter"] = RateLimiter(redis_client)
+    app.extensions["limiter"] = RateLimiter(redis_client, limits_on)
     app.extensions["rate_limits"] = RateLimits(app.config)
     app.extensions["carrier"] = app.config.get("CARRIER") or make_carrier(app.config, redis_client)
 

@@ -9,7 +9,7 @@ from flask.cli import with_appcontext
 
 from core.demo import DEMO_PRACTICE, demo
 from core.extensions import directory, redis_client
-from core.queue import queue
+from core.queue import worker_connection
 from core.worker import run_worker
 from ivr.session import reseal_codes
 from store import schema
@@ -79,7 +79,7 @@ def rotate_codeword_keys() -> None:
 def worker(burst: bool) -> None:
     """Run the background worker: codeword texts, notices, redaction at Twilio, events."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    run_worker(app, queue().connection, burst=burst)
+    run_worker(app, worker_connection(app.config["QUEUE_REDIS_URL"]), burst=burst)
 
 
 @click.command("seed-demo")

@@ -23,7 +23,7 @@ from core.carrier import RecipientOptedOut
 from core.errors import Conflict, InvalidInput, NotFound
 from core.extensions import carrier, directory, redis_client
 from sms.messages import Texts
-from store import clock, keys, onetime
+from store import clock, keys, onetime, replication
 from store.directory import TWILIO_ACTOR, UserRecord
 from store.numbers import mask
 from store.scripts import LuaScript
@@ -139,12 +139,18 @@ def check_code(practice_id: str, user_id: str, code: str, *, actor: str) -> None
     user = _user(practice_id, user_id)
     number = user.cell_number or ""
     submitted = code_hash(practice_id, user_id, number, code)
-    reply = _CHECK.pairs(
-        redis_client(),
-        [pending_key(practice_id, user_id)],
-        [clock.now(), number, submitted, onetime.MAX_WRONG_CODES],
-    )
-    verdict = CheckVerdict(reply["verdict"])
+    client, key = redis_client(), pending_key(practice_id, user_id)
+    with replication.one_connection(client, key) as connection:
+        reply = connection.pairs(
+            _CHECK, [key], [clock.now(), number, submitted, onetime.MAX_WRONG_CODES]
+        )
+        verdict = CheckVerdict(reply["verdict"])
+        # A used code or a spent try that a failover could undo counts for nothing: 503.
+        acknowledged = verdict in (CheckVerdict.EXPIRED, CheckVerdict.NONE) or (
+            connection.replicated(current_app.config["REDIS_REPLICA_ACKS"])
+        )
+    if not acknowledged:
+        raise replication.NotReplicated(f"no replica acknowledged a {verdict} code in time")
     # Belt and braces: verify only if Python's own comparison agrees with the script's.
     if verdict is CheckVerdict.CORRECT and not onetime.same_code(
         reply.get("code_hash", ""), submitted

@@ -17,14 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import redis
 from limits import RateLimitItem
 from limits.storage import RedisStorage
 
 from store.errors import LimitExceeded
-from store.keys import PREFIX
+from store.keys import RATE_LIMITS
+from store.redis_client import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -88,13 +89,15 @@ class RateLimiter:
     # Seconds since the epoch; tests move it to cross windows without sleeping.
     clock: Callable[[], float] = staticmethod(time.time)
 
-    def __init__(self, redis_client: redis.Redis) -> None:
+    def __init__(self, redis_client: redis.Redis, storage: RedisStorage | None = None) -> None:
         self._redis = redis_client
-        self._storage = RedisStorage(
-            "redis://",
-            connection_pool=redis_client.connection_pool,
-            key_prefix=f"{PREFIX}:limits",
-        )
+        # ``limits`` keeps its own client for a cluster or Sentinel URL (limits_storage);
+        # on one server it may share this client's connections.
+        if storage is None:
+            storage = RedisStorage(
+                "redis://", connection_pool=redis_client.connection_pool, key_prefix=RATE_LIMITS
+            )
+        self._storage = storage
         self._refund = redis_client.register_script(REFUND_SCRIPT)
 
     def batch(self) -> LimitBatch:
@@ -260,9 +263,16 @@ class LimitBatch:
     ) -> Pending[T]:
         keys = [self._storage.prefixed_key(rule.limit.key_for(rule.scope, rule.subject))]
         pending: Pending[T] = Pending(decode)
+        # redis-py 8.1's cluster pipeline refuses evalsha() and would ask a server
+        # for an EVALSHA's keys (a round trip each): name the key's master instead.
+        route: dict[str, Any] = {}
+        if is_cluster(self._redis):
+            route["target_nodes"] = cast(Any, self._redis).get_node_from_key(keys[0])
         self._queued.append(
             (
-                lambda target: target.evalsha(script.sha, len(keys), *keys, *args),
+                lambda target: target.execute_command(
+                    "EVALSHA", script.sha, len(keys), *keys, *args, **route
+                ),
                 pending,
                 lambda _raw: script(keys, args),
             )

@@ -55,8 +55,12 @@ class LuaScript:
         self, client: redis.Redis, keys: Sequence[str], args: Sequence[Any] = ()
     ) -> dict[str, str]:
         """Run a script whose reply is flat key/value pairs; the pairs as a dict."""
-        reply = cast(list[Any], self.run(client, keys, args))
-        return {
-            str(k): ("" if v is None else str(v))
-            for k, v in zip(reply[::2], reply[1::2], strict=True)
-        }
+        return pairs_of(self.run(client, keys, args))
+
+
+def pairs_of(reply: Any) -> dict[str, str]:
+    """A flat key/value script reply as a dict."""
+    items = cast(list[Any], reply)
+    return {
+        str(k): ("" if v is None else str(v)) for k, v in zip(items[::2], items[1::2], strict=True)
+    }

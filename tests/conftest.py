@@ -26,6 +26,7 @@ from tests.helpers import (
     SUPPORT_TOKEN,
     TWILIO_AUTH_TOKEN,
 )
+from tests.redis_topologies import RedisClusterProcesses, SentinelProcesses
 from tests.twilio_fake import TwilioRecorder, recording_fake
 from tests.voice import Clock
 
@@ -35,6 +36,49 @@ from tests.voice import Clock
 os.environ["FLASK_SKIP_DOTENV"] = "1"
 
 
+TOPOLOGIES = ("single", "cluster", "sentinel")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--redis-topologies",
+        default="single",
+        help="tests marked redis_topologies run on each of these Redis setups: "
+        "comma-separated single, cluster, sentinel, or all (default: single)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "redis_topologies: run on every Redis setup --redis-topologies names "
+        "(one server, a 3-master cluster, Sentinel)",
+    )
+
+
+def chosen_topologies(config: pytest.Config) -> list[str]:
+    raw = str(config.getoption("--redis-topologies"))
+    chosen = list(TOPOLOGIES) if raw == "all" else [t.strip() for t in raw.split(",") if t.strip()]
+    unknown = set(chosen) - set(TOPOLOGIES)
+    if unknown or not chosen:
+        raise pytest.UsageError(f"--redis-topologies takes {', '.join(TOPOLOGIES)} or all")
+    return chosen
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Marked tests that use Redis run once per chosen topology."""
+    if "redis_topology" not in metafunc.fixturenames:
+        return
+    if metafunc.definition.get_closest_marker("redis_topologies") is None:
+        return
+    if "redis_process" in metafunc.fixturenames:
+        # It stops or restarts the one server itself: a single-server test.
+        return
+    chosen = chosen_topologies(metafunc.config)
+    if chosen != ["single"]:
+        metafunc.parametrize("redis_topology", chosen)
+
+
 @pytest.fixture(scope="session")
 def redis_process() -> Iterator[RedisProcess]:
     """One real redis-server for the whole run."""
@@ -42,17 +86,45 @@ def redis_process() -> Iterator[RedisProcess]:
         yield process
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisClusterProcesses]:
+    """A 3-master Redis Cluster, started the first time a test asks for it."""
+    with RedisClusterProcesses() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_sentinel() -> Iterator[SentinelProcesses]:
+    """A primary, its replica and three sentinels, started the first time a test asks."""
+    with SentinelProcesses() as sentinel:
+        yield sentinel
+
+
 @pytest.fixture
-def redis_url(redis_process: RedisProcess) -> Iterator[str]:
+def redis_topology() -> str:
+    """Which Redis setup the test runs on; marked tests are parametrised over several."""
+    return "single"
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_topology: str) -> Iterator[str]:
     """The test Redis, flushed before and after each test (restarted if a test stopped it)."""
+    if redis_topology != "single":
+        topology = request.getfixturevalue(f"redis_{redis_topology}")
+        topology.client().flushdb()
+        yield topology.url
+        topology.client().flushdb()
+        return
+    redis_process: RedisProcess = request.getfixturevalue("redis_process")
     if not redis_process.running:
         redis_process.start()
-    client = connect(redis_process.url)
+    # The service's 0.25 s timeout is for webhooks; emptying Redis on a busy machine may take longer.
+    client = connect(redis_process.url, socket_timeout=5)
     client.flushdb()
     yield redis_process.url
     if not redis_process.running:
         redis_process.start()
-    connect(redis_process.url).flushdb()
+    connect(redis_process.url, socket_timeout=5).flushdb()
 
 
 @pytest.fixture
@@ -68,9 +140,16 @@ def prism_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def base_env(tmp_path: Path, redis_url: str) -> dict[str, str]:
+def base_env(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_url: str, redis_topology: str
+) -> dict[str, str]:
     """The environment a test app is built from, as in production but for secrets."""
+    queue: dict[str, str] = {}
+    if redis_topology == "cluster":
+        # The queue cannot live on a cluster: the single test Redis holds it.
+        queue["QUEUE_REDIS_URL"] = request.getfixturevalue("redis_process").url
     return {
+        **queue,
         "INSTANCE_PATH": str(tmp_path / "instance"),
         "SECRET_KEY": "test-secret-key",
         "CODEWORD_KEYS": Fernet.generate_key().decode(),
@@ -94,7 +173,8 @@ def make_app(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Calla
     def build(*, queue_async: bool = False, **overrides: str | None) -> Flask:
         """Background jobs run as they are enqueued, inside the request, unless
         ``queue_async``: then they wait in the queue for a worker, as in production."""
-        for name in [*list(base_env), "APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL"]:
+        unset = ["APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL", "QUEUE_REDIS_URL"]
+        for name in [*list(base_env), *unset]:
             monkeypatch.delenv(name, raising=False)
         env: dict[str, str | None] = {**base_env, **overrides}
         for name, value in env.items():

@@ -18,6 +18,8 @@ from tests.helpers import ADMIN, SUPPORT, put_practice, put_user
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import Clock
 
+pytestmark = pytest.mark.redis_topologies
+
 CELL = "+12025550111"
 NEW_CELL = "+12025550177"
 CODEWORD = "maple-otter-47"

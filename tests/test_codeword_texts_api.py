@@ -14,6 +14,8 @@ from tests.sms_helpers import ADMIN_CELL, CODEWORD, STAFF_CELL, seed, text
 from tests.twilio_fake import RecordedRequest, TwilioRecorder
 from tests.voice import Clock
 
+pytestmark = pytest.mark.redis_topologies
+
 ACCOUNT_SID = "AC" + "0" * 32
 MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json"
 REQUEST = {"practice_id": "p-1", "user_id": "u-1", "requested_by": "Dana at Bright Smiles"}

@@ -65,3 +65,64 @@ def test_token_lists_map_token_to_name() -> None:
     assert parse_tokens("") == {}
     with pytest.raises(ConfigError):
         parse_tokens("just-a-token")
+
+
+CLUSTER_URL = "redis+cluster://10.0.0.1:7000,10.0.0.2:7000"
+SENTINEL_URL = "redis+sentinel://10.0.0.1:26379,10.0.0.2:26379/codeword"
+
+
+def test_a_cluster_redis_url_without_a_queue_url_refuses_to_start_and_says_why(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ConfigError, match=r"QUEUE_REDIS_URL is required .* Redis Cluster"):
+        load_config({**PRODUCTION, "REDIS_URL": CLUSTER_URL}, tmp_path)
+
+
+@pytest.mark.parametrize("queue_url", ["redis://10.0.0.9:6379/0", SENTINEL_URL])
+def test_a_cluster_starts_beside_a_single_or_sentinel_queue(tmp_path: Path, queue_url: str) -> None:
+    config = load_config(
+        {**PRODUCTION, "REDIS_URL": CLUSTER_URL, "QUEUE_REDIS_URL": queue_url}, tmp_path
+    )
+    assert config["REDIS_URL"] == CLUSTER_URL
+    assert config["QUEUE_REDIS_URL"] == queue_url
+
+
+def test_the_queue_cannot_be_a_cluster(tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"QUEUE_REDIS_URL must be .* cannot run on a Redis Cluster"
+    ):
+        load_config({**PRODUCTION, "QUEUE_REDIS_URL": CLUSTER_URL}, tmp_path)
+
+
+@pytest.mark.parametrize("redis_url", ["redis://10.0.0.1:6379/0", SENTINEL_URL])
+def test_the_queue_defaults_to_redis_url(tmp_path: Path, redis_url: str) -> None:
+    config = load_config({**PRODUCTION, "REDIS_URL": redis_url}, tmp_path)
+    assert config["QUEUE_REDIS_URL"] == redis_url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1:6379",
+        "redis+sentinel://10.0.0.1:26379",
+        "redis+cluster://",
+        "redis+cluster://10.0.0.1",
+    ],
+)
+def test_a_redis_url_that_names_no_usable_redis_is_refused(tmp_path: Path, url: str) -> None:
+    with pytest.raises(ConfigError, match="REDIS_URL"):
+        load_config({**PRODUCTION, "REDIS_URL": url}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("redis_url", "acks"),
+    [("redis://10.0.0.1:6379/0", 0), (CLUSTER_URL, 0), (SENTINEL_URL, 1)],
+)
+def test_one_time_writes_wait_for_a_replica_through_sentinel_by_default(
+    tmp_path: Path, redis_url: str, acks: int
+) -> None:
+    env = {**PRODUCTION, "REDIS_URL": redis_url, "QUEUE_REDIS_URL": "redis://10.0.0.9:6379/0"}
+    assert load_config(env, tmp_path)["REDIS_REPLICA_ACKS"] == acks
+    assert load_config({**env, "REDIS_REPLICA_ACKS": "2"}, tmp_path)["REDIS_REPLICA_ACKS"] == 2
+    with pytest.raises(ConfigError, match="REDIS_REPLICA_ACKS"):
+        load_config({**env, "REDIS_REPLICA_ACKS": "some"}, tmp_path)

@@ -23,6 +23,9 @@ from tests.console_client import (
 )
 from tests.voice import CODEWORD, Clock, last_placed_call
 
+# Console sessions live in Redis: they hold on a cluster and through Sentinel too.
+pytestmark = pytest.mark.redis_topologies
+
 CHALLENGE_CODE = re.compile(r'data-testid="challenge-code"[^>]*>((?:<span>\d</span>){6})</p>')
 
 

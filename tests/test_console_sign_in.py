@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from http.cookies import SimpleCookie
 from urllib.parse import quote
 
+import pytest
 import redis
 from flask import Flask
 from flask.testing import FlaskClient
@@ -16,6 +17,9 @@ from console import sessions
 from store import keys
 from tests.console_client import csrf_of, fields, get, post, setup_practice, sign_in, text_of
 from tests.helpers import ADMIN_TOKEN, SUPPORT_TOKEN
+
+# Console sessions live in Redis: they hold on a cluster and through Sentinel too.
+pytestmark = pytest.mark.redis_topologies
 
 
 def _set_cookie(response: object, name: str) -> SimpleCookie:

@@ -16,6 +16,7 @@ from core.errors import CarrierUnavailable
 from devservers.redis_server import RedisProcess
 from store import keys
 from tests.helpers import ADMIN, PUBLIC_BASE_URL, SUPPORT, put_practice
+from tests.redis_topologies import all_keys
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import (
     ACCOUNT_SID,
@@ -30,6 +31,8 @@ from tests.voice import (
     setup_practice,
     spellings,
 )
+
+pytestmark = pytest.mark.redis_topologies
 
 NEW_OFFICE = "+12025550142"
 
@@ -399,8 +402,8 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
         assert response.status_code == 502
         assert response.get_json()["error"]["code"] == "carrier_unavailable"
         assert int(response.headers["Retry-After"]) > 0
-    assert redis_client.keys(keys.call_session("*")) == []
-    assert redis_client.keys(keys.live_call("*")) == []
+    assert all_keys(redis_client, keys.ALL_CALL_SESSIONS) == []
+    assert all_keys(redis_client, keys.ALL_LIVE_CALLS) == []
 
     app.extensions["carrier"] = working
     for _ in range(3):

@@ -31,6 +31,8 @@ from tests.sms_helpers import (
     text,
 )
 
+pytestmark = pytest.mark.redis_topologies
+
 
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:

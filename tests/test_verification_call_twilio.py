@@ -144,9 +144,9 @@ def _leaves_nothing_behind(
     recorder: TwilioRecorder,
     slots_left: int = 3,
 ) -> None:
-    assert redis_client.keys(keys.call_session("*")) == []
-    assert redis_client.keys(keys.live_call("*")) == []
-    assert redis_client.keys(keys.idempotency("*", "*")) == []
+    assert redis_client.keys(keys.ALL_CALL_SESSIONS) == []
+    assert redis_client.keys(keys.ALL_LIVE_CALLS) == []
+    assert redis_client.keys(keys.every_idempotency_key()) == []
     # Only a call that may have gone spent a rate-limit slot; the rest still go this hour.
     for _ in range(slots_left):
         response = request_call(client)

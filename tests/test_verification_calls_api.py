@@ -17,6 +17,7 @@ from core.rate_limits import verification_call_rules
 from devservers.redis_server import RedisProcess
 from store import keys
 from tests.helpers import ADMIN, SUPPORT, SUPPORT_TOKEN
+from tests.redis_topologies import all_keys
 from tests.voice import (
     OFFICE,
     Clock,
@@ -24,6 +25,8 @@ from tests.voice import (
     request_call,
     setup_practice,
 )
+
+pytestmark = pytest.mark.redis_topologies
 
 
 @pytest.fixture
@@ -253,8 +256,10 @@ def test_an_idempotency_key_is_remembered_for_24_hours(
     client: FlaskClient, redis_client: redis.Redis
 ) -> None:
     request_call(client, headers={"Idempotency-Key": "k"})
-    ttl = redis_client.ttl(keys.idempotency("helpdesk", "k"))
+    ttl = redis_client.ttl(keys.idempotency("p-1", "helpdesk", "k"))
+    owner_ttl = redis_client.ttl(keys.idempotency_owner("helpdesk", "k"))
     assert 24 * 3600 - 5 <= ttl <= 24 * 3600
+    assert 24 * 3600 - 5 <= owner_ttl <= 24 * 3600
 
 
 @pytest.mark.usefixtures("practice")
@@ -394,9 +399,9 @@ def test_a_carrier_failure_is_502_and_leaves_nothing_behind(
         assert response.get_json()["error"]["code"] == "carrier_unavailable"
         assert int(response.headers["Retry-After"]) > 0
     assert failing.attempts == 4
-    assert redis_client.keys(keys.call_session("*")) == []
-    assert redis_client.keys(keys.live_call("*")) == []
-    assert redis_client.keys(keys.idempotency("*", "*")) == []
+    assert all_keys(redis_client, keys.ALL_CALL_SESSIONS) == []
+    assert all_keys(redis_client, keys.ALL_LIVE_CALLS) == []
+    assert all_keys(redis_client, keys.every_idempotency_key()) == []
 
     # No slot was spent and the key is free: three calls still go through this hour.
     app.extensions["carrier"] = working

@@ -91,7 +91,7 @@ def worker_process(env: Mapping[str, str]) -> Iterator[WorkerProcess]:
 def work(app: Flask) -> None:
     """Work the queue in this process until it is empty (RQ's burst mode)."""
     with app.app_context():
-        run_worker(app, queue.queue().connection, burst=True)
+        run_worker(app, queue.worker_connection(app.config["QUEUE_REDIS_URL"]), burst=True)
 
 
 def sweep(app: Flask) -> int:

@@ -2,6 +2,7 @@
 -- KEYS[1] the call session hash
 -- KEYS[2] the practice's live-call key
 -- ARGV[1] session id; ARGV[2] CallSid; ARGV[3] the carrier's status (ours)
+-- Every KEY carries the practice's hash tag (store/keys.py): one slot on Redis Cluster.
 -- Reply: verdict (placed | gone | mismatch)
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'verdict', 'gone'} end
 local bound = redis.call('HGET', KEYS[1], 'call_sid')

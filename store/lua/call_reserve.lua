@@ -5,6 +5,7 @@
 -- KEYS[3] (optional) the idempotency key
 -- ARGV[1] now; ARGV[2] session id; ARGV[3] expires at; ARGV[4] live-call TTL;
 -- ARGV[5] session TTL; ARGV[6] idempotency TTL; ARGV[7..] the session's field/value pairs
+-- Every KEY carries the practice's hash tag (store/keys.py): one slot on Redis Cluster.
 -- Reply: verdict (created | live | idempotent), id (the session created or named)
 if KEYS[3] then
   local existing = redis.call('GET', KEYS[3])

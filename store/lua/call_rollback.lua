@@ -4,6 +4,7 @@
 -- KEYS[2] the practice's live-call key
 -- KEYS[3] (optional) the idempotency key
 -- ARGV[1] session id
+-- Every KEY carries the practice's hash tag (store/keys.py): one slot on Redis Cluster.
 -- Reply: verdict (rolled-back)
 redis.call('DEL', KEYS[1])
 release_live(KEYS[2], ARGV[1])

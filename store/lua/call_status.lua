@@ -3,6 +3,7 @@
 -- KEYS[1] the call session hash
 -- KEYS[2] the practice's live-call key
 -- ARGV[1] session id; ARGV[2] CallSid; ARGV[3] To; ARGV[4] the reported status (ours)
+-- Every KEY carries the practice's hash tag (store/keys.py): one slot on Redis Cluster.
 -- Reply: verdict (changed | kept | gone | mismatch), status (as it now stands),
 -- and the audit fields
 local why = not_this_call(KEYS[1], ARGV[2], ARGV[3])

@@ -14,7 +14,8 @@ bp = Blueprint("codeword_texts", __name__, url_prefix="/api/v1/codeword-texts")
 @bp.post("")
 @require_token("support")
 def create() -> tuple[Response, int]:
-    """Text the practice's codeword to one of its admins; 202 once Twilio has it."""
+    """Text the practice's codeword to one of its admins; 202 once it is queued (the
+    worker sends it: the request never waits for Twilio)."""
     body = v.json_body()
     practice_id = v.body_identifier(body, "practice_id")
     user_id = v.body_identifier(body, "user_id")

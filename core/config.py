@@ -16,6 +16,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from limits import parse_many
 
+from core.worker_settings import SettingError, worker_settings
 from store.redis_client import CLUSTER, SENTINEL, RedisLocation
 
 REQUIRED_IN_PRODUCTION = (
@@ -138,7 +139,12 @@ def load_config(environ: dict[str, str], instance_path: Path) -> dict[str, Any]:
 
     port = env.get("PORT", "8000")
     redis_url, queue_redis_url = redis_urls(env)
+    try:
+        background = worker_settings(env, production)
+    except SettingError as exc:
+        raise ConfigError(str(exc)) from None
     return {
+        **background,
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": env["SECRET_KEY"],
         "CODEWORD_KEYS": [k.strip() for k in env["CODEWORD_KEYS"].split(",") if k.strip()],

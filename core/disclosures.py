@@ -1,26 +1,24 @@
 """A codeword disclosure happened: what that entails, in one place, for voice, SMS and the app.
 
-``codeword_disclosed`` is called once the codeword is read out on a call (ivr/),
-texted (sms/) or handed to the main application (api/). It appends the audit
-event, counts the disclosure, notes the outcome for the request's log line, and
-then, through ``after_disclosure``, has the practice's other admins told.
+``codeword_disclosed`` is called once the codeword is read out on a call (ivr/) or
+handed to the main application (api/); a codeword text, sent by the worker, records
+the same through ``follow_ups`` in the transaction that marks it sent (sms/). Either
+way the audit event is written together with what the disclosure leaves to do (the
+outbox, store/outbox.py): a notice to every other admin and, with EVENTS_URL set, the
+``codeword.disclosed`` outcome event. The worker sends them after the response; a
+killed process or a flushed Redis delays them but cannot lose them.
 
 The notice goes to every admin of the practice with a verified cell that has not
 opted out, and says when, how, to which masked number and at whose request, never
 the codeword. The number the codeword went to gets no notice of its own
 disclosure; after an app read, which names no number, every such admin is told.
-
-Notices go after the response: the request that disclosed the codeword answers
-first (``response.call_on_close``), then the admins are looked up (one query) and
-texted. A codeword text still going out on the background pool after the webhook
-gave up waiting for it is followed by its notices there, once it has gone. A
-notice that cannot be sent is logged and never undoes or delays the disclosure.
+One notice per disclosure and admin, never two.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -28,14 +26,17 @@ from enum import StrEnum
 from flask import current_app, has_request_context
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import background
-from core.carrier import RecipientOptedOut
+from core import events, queue
+from core.carrier import CarrierTimedOut, RecipientOptedOut
 from core.errors import ServiceError
 from core.extensions import carrier, directory
 from core.observability import DISCLOSURES, note_outcome
 from core.segments import fit_name, gsm7_only, shorten
+from store import clock, outbox
 from store.directory import TWILIO_ACTOR
+from store.models import DisclosureNotice
 from store.numbers import mask
+from store.outbox_rows import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 UNCONFIRMED = "unconfirmed"
 # Longest a requester's name gets in a disclosure notice.
 MAX_REQUESTER = 40
+# Seconds between attempts of a notice while Twilio fails; after the last, it is failed.
+NOTICE_RETRY_SCHEDULE = (30.0, 120.0, 600.0, 1800.0, 3600.0)
 
 
 class Channel(StrEnum):
@@ -68,6 +71,9 @@ class Disclosure:
     reference: str | None = None  # the CallSid or MessageSid
     by_support: bool = False
     outcome: str = "disclosed"  # the audit event's outcome: disclosed, sent or unconfirmed
+    # What makes it one disclosure (a call's session, a codeword text's id), so that
+    # a repeat makes no second outcome event; None for one of its own (an app read).
+    key: str | None = None
 
     @property
     def requester(self) -> str:
@@ -75,79 +81,64 @@ class Disclosure:
         return self.requested_by or self.actor
 
 
+def follow_ups(disclosure: Disclosure) -> list[outbox.Intent]:
+    """What a disclosure leaves to do, written with its audit event: the notices to the
+    other admins and the ``codeword.disclosed`` outcome event."""
+    intents: list[outbox.Intent] = [
+        outbox.NoticesToAdmins(
+            practice_id=disclosure.practice_id,
+            channel=disclosure.channel.value,
+            disclosed_to=disclosure.to,
+            requested_by=disclosure.requester,
+            by_support=disclosure.by_support,
+        )
+    ]
+    if events.enabled():
+        key = disclosure.key or secrets.token_hex(12)
+        intents.append(
+            events.codeword_disclosed(
+                practice_id=disclosure.practice_id,
+                channel=disclosure.channel.value,
+                to=disclosure.to,
+                actor=disclosure.actor,
+                requested_by=disclosure.requested_by,
+                reference=disclosure.reference,
+                subject=f"{disclosure.channel.value}:{key}",
+                at=disclosure.at,
+            )
+        )
+    return intents
+
+
 def codeword_disclosed(disclosure: Disclosure) -> None:
-    """Record a disclosure: audit event, metric, the request's outcome; then the notices.
+    """Record a disclosure: the audit event with its notices and outcome event (one
+    transaction), the metric, the request's outcome; then the worker is handed the rest.
 
     A call reads the codeword and the app returns it only after this returns, so an
-    audit that fails there raises and nothing goes out unrecorded. A text has already
-    gone: its audit failing is logged, and the rest still happens.
+    audit that fails here raises and nothing goes out unrecorded.
     """
-    try:
-        directory().record_event(
-            disclosure.practice_id,
-            channel=disclosure.channel.value,
-            outcome=disclosure.outcome,
-            actor=disclosure.actor,
-            to_number=disclosure.to,
-            requested_by=disclosure.requested_by,
-            reference=disclosure.reference,
-        )
-    except SQLAlchemyError as exc:
-        if disclosure.channel is not Channel.SMS:
-            raise
-        log.error(
-            "codeword text %s to %s for practice %s by %s sent but not audited: %s",
-            disclosure.reference,
-            mask(disclosure.to),
-            disclosure.practice_id,
-            disclosure.actor,
-            type(exc).__name__,
-        )
+    jobs = directory().record_event(
+        disclosure.practice_id,
+        channel=disclosure.channel.value,
+        outcome=disclosure.outcome,
+        actor=disclosure.actor,
+        to_number=disclosure.to,
+        requested_by=disclosure.requested_by,
+        reference=disclosure.reference,
+        intents=follow_ups(disclosure),
+        now=disclosure.at,
+    )
+    counted(disclosure)
+    queue.enqueue(jobs)
+
+
+def counted(disclosure: Disclosure) -> None:
+    """Count a recorded disclosure and name it in the request's log line."""
     confirmed = disclosure.outcome != UNCONFIRMED
     if confirmed:
         DISCLOSURES.labels(disclosure.channel.value).inc()
     if has_request_context():
         note_outcome("disclosed" if confirmed else disclosure.outcome)
-    after_disclosure(disclosure)
-
-
-def after_disclosure(disclosure: Disclosure) -> None:
-    """What follows a disclosure once the response is sent: the other admins are told."""
-    run_after_response(lambda: send_notices(disclosure))
-
-
-def send_notices(disclosure: Disclosure) -> int:
-    """Text every admin to notify but the recipient of the codeword; returns how many texts went."""
-    admins = directory().admins_to_notify(disclosure.practice_id)
-    numbers = sorted({u.cell_number for u in admins if u.cell_number} - {disclosure.to})
-    if not numbers:
-        return 0
-    config = current_app.config
-    body = notice_text(disclosure, brand=config["BRAND_NAME"], support=config["SUPPORT_CONTACT"])
-    sent = 0
-    for number in numbers:
-        try:
-            carrier().send_sms(to=number, body=body)
-        except RecipientOptedOut:
-            log.info("disclosure notice to %s refused: opted out at Twilio", mask(number))
-            _keep_opt_out(number)
-        except ServiceError as exc:
-            log.error(
-                "disclosure notice for practice %s to %s not sent: %s",
-                disclosure.practice_id,
-                mask(number),
-                exc.code,
-            )
-        else:
-            sent += 1
-    log.info(
-        "disclosure notices for practice %s (%s): %d of %d sent",
-        disclosure.practice_id,
-        disclosure.channel,
-        sent,
-        len(numbers),
-    )
-    return sent
 
 
 def notice_text(disclosure: Disclosure, *, brand: str, support: str) -> str:
@@ -174,22 +165,71 @@ def notice_text(disclosure: Disclosure, *, brand: str, support: str) -> str:
     )
 
 
-def run_after_response(job: Callable[[], object]) -> None:
-    """Run ``job`` in the app context once the response is sent (see
-    ``core.background.after_response``; at once outside a request or a pool job).
+# The worker's side: one notice row, one text ------------------------------------------
 
-    Whatever ``job`` raises is logged by type and goes no further.
-    """
-    app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def run() -> None:
-        with app.app_context():
-            try:
-                job()
-            except Exception as exc:
-                log.error("after-response work failed: %s", type(exc).__name__)
+def send_notice(notice_id: int) -> str:
+    """Text one admin of one disclosure, if due and held by no one else; what came of it."""
+    box = queue.outbox()
+    row = box.claim(DisclosureNotice, notice_id, now=clock.now(), lease=queue.lease())
+    if row is None:
+        return "skipped"
+    practice = directory().get_practice(row.practice_id)
+    if practice is None or directory().is_opted_out(row.to_number):
+        box.settle(DisclosureNotice, row, status="skipped")
+        return "skipped"
+    config = current_app.config
+    body = notice_text(
+        Disclosure(
+            practice_id=row.practice_id,
+            practice_name=practice.name,
+            channel=Channel(row.channel),
+            actor=row.requested_by,
+            requested_by=row.requested_by,
+            to=row.disclosed_to,
+            at=row.disclosed_at,
+            by_support=row.by_support,
+        ),
+        brand=config["BRAND_NAME"],
+        support=config["SUPPORT_CONTACT"],
+    )
+    try:
+        carrier().send_sms(to=row.to_number, body=body)
+    except RecipientOptedOut:
+        log.info("disclosure notice to %s refused: opted out at Twilio", mask(row.to_number))
+        _keep_opt_out(row.to_number)
+        box.settle(DisclosureNotice, row, status="skipped", last_error="opted out")
+        return "skipped"
+    except CarrierTimedOut:
+        # Twilio may have sent it: sending again could tell the admin twice.
+        log.warning("disclosure notice %s to %s unconfirmed", row.id, mask(row.to_number))
+        box.settle(DisclosureNotice, row, status=UNCONFIRMED, last_error="carrier timeout")
+        return UNCONFIRMED
+    except ServiceError as exc:
+        return _notice_later(box, row, exc.code)
+    box.settle(DisclosureNotice, row, status="sent", last_error=None)
+    log.info(
+        "disclosure notice for practice %s (%s) sent to %s",
+        row.practice_id,
+        row.channel,
+        mask(row.to_number),
+    )
+    return "sent"
 
-    background.after_response(run)
+
+def _notice_later(box: Outbox, row: DisclosureNotice, error: str) -> str:
+    if row.attempts > len(NOTICE_RETRY_SCHEDULE):
+        box.settle(DisclosureNotice, row, status="failed", last_error=error)
+        log.error("disclosure notice %s to %s failed: %s", row.id, mask(row.to_number), error)
+        return "failed"
+    box.settle(
+        DisclosureNotice,
+        row,
+        due_at=clock.now() + NOTICE_RETRY_SCHEDULE[row.attempts - 1],
+        last_error=error,
+    )
+    log.warning("disclosure notice %s to %s not sent yet: %s", row.id, mask(row.to_number), error)
+    return "retry"
 
 
 def _keep_opt_out(number: str) -> None:

@@ -224,7 +224,12 @@ def init_app(app: Flask) -> None:
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         else:
             registry = REGISTRY
-        return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        body = generate_latest(registry)
+        # The background work's gauges, read from SQL and the queue at each scrape.
+        from core import outbox_metrics, queue
+
+        body += outbox_metrics.render(queue.outbox(), queue.queue())
+        return Response(body, mimetype=CONTENT_TYPE_LATEST)
 
 
 def _require_metrics_token() -> None:

@@ -10,10 +10,12 @@ told to the other admins by core/disclosures.py, as for texts and the app.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from flask import current_app
 from twilio.twiml.voice_response import VoiceResponse
 
+from core import events, queue
 from core.disclosures import Channel, Disclosure, codeword_disclosed
 from core.errors import Conflict, ServiceError
 from core.extensions import directory, redis_client
@@ -21,7 +23,7 @@ from core.observability import LOCKOUTS, note_outcome
 from ivr import challenge, office_number, prompts, session, step_scripts, tokens
 from ivr.session import Purpose, Verdict
 from ivr.step_scripts import CallAudit, CallerIdentity
-from store import clock
+from store import clock, outbox
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +142,7 @@ def disclose_codeword(ref: tokens.CallRef, audit: CallAudit) -> str:
                 reference=audit.call_sid or None,
                 at=clock.now(),
                 by_support=True,
+                key=ref.session_id,
             )
         )
     except Exception:
@@ -198,16 +201,42 @@ def record_call_status(ref: tokens.CallRef, caller: CallerIdentity, call_status:
     )
     _refuse_or_close(ref, reply.verdict)
     note_outcome(f"status:{reply.status or status}")
-    if reply.verdict is Verdict.CHANGED and status in session.FINAL:
-        assert reply.audit is not None
-        record_outcome(reply.audit, status)
+    if status not in session.FINAL or reply.audit is None:
+        return
+    # The call is over: support's call tells the main application how it ended.
+    completed = _call_completed(ref, reply.audit, reply.status or status)
+    if reply.verdict is Verdict.CHANGED:
+        record_outcome(reply.audit, status, intents=completed)
+    elif reply.verdict is Verdict.KEPT and completed:
+        queue.enqueue(queue.outbox().write(completed, now=clock.now()))
 
 
-def record_outcome(audit: CallAudit, outcome: str) -> None:
-    """Append a verification call's outcome to the practice's audit trail."""
+def _call_completed(
+    ref: tokens.CallRef, audit: CallAudit, final_status: str
+) -> list[outbox.Intent]:
+    """``verification_call.completed`` for support's calls (one per call), when events go."""
+    if audit.purpose is Purpose.OFFICE or not events.enabled():
+        return []
+    return [
+        events.verification_call_completed(
+            call_id=ref.session_id,
+            practice_id=audit.practice_id,
+            status=final_status,
+            requested_by=audit.requested_by,
+            actor=audit.actor,
+            at=clock.now(),
+        )
+    ]
+
+
+def record_outcome(
+    audit: CallAudit, outcome: str, *, intents: Sequence[outbox.Intent] = ()
+) -> None:
+    """Append a verification call's outcome to the practice's audit trail, with what it
+    leaves to do (its outcome event) in the same transaction."""
     if audit.purpose is Purpose.OFFICE:
         outcome = office_number.audit_outcome(outcome)
-    directory().record_event(
+    jobs = directory().record_event(
         audit.practice_id,
         channel="voice",
         outcome=outcome,
@@ -215,7 +244,10 @@ def record_outcome(audit: CallAudit, outcome: str) -> None:
         to_number=audit.to or None,
         requested_by=audit.requested_by or None,
         reference=audit.call_sid or None,
+        intents=intents,
+        now=clock.now(),
     )
+    queue.enqueue(jobs)
 
 
 def _undo_disclosure(ref: tokens.CallRef, audit: CallAudit) -> None:

@@ -290,15 +290,24 @@ def no_reply_because(body: str) -> str:
 @plain_errors
 @click.option("--from", "number", required=True, callback=phone_number, help="The number texting.")
 @click.argument("body")
+@click.option(
+    "--wait",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds to wait for a text when the service sends no reply (its worker texts it).",
+)
 @url_option
-def text(number: str, body: str, listen_url: str | None) -> None:
+def text(number: str, body: str, wait: float, listen_url: str | None) -> None:
     """Text the service's number and show what comes back.
 
     Shows the TwiML reply, and every text the service sent to the same number through
     the carrier meanwhile (these are delivered, reporting their status to the service).
+    Without a reply, waits up to --wait seconds for a text: the codeword comes from the
+    service's background worker (``flask --app wsgi worker``, started by scripts/run).
     """
     net = network(listen_url)
-    exchange = net.send_text(number, body)
+    exchange = net.send_text(number, body, wait=wait)
     click.echo(f"{number} -> {net.service_number}: {body}")
     for reply in exchange.replies:
         to = "" if reply.to_number == number else f" (to {reply.to_number})"

@@ -125,6 +125,10 @@ class TextExchange:
     problems: list[str] = field(default_factory=list)
 
 
+# How often the phone looks for a text the service's worker is about to send.
+TEXT_POLL = 0.1
+
+
 def new_sid(prefix: str) -> str:
     """A Twilio-style SID, e.g. ``SM`` and 32 hex digits."""
     return prefix + secrets.token_hex(16)
@@ -138,10 +142,12 @@ class PhoneNetwork:
         carrier: SimulatedCarrier,
         webhooks: Webhooks,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.carrier = carrier
         self.webhooks = webhooks
         self.clock = clock
+        self.sleep = sleep
 
     @property
     def service_number(self) -> str:
@@ -299,11 +305,15 @@ class PhoneNetwork:
 
     # --- texts to the service ------------------------------------------------------
 
-    def send_text(self, from_number: str, body: str, path: str = "/sms/inbound") -> TextExchange:
+    def send_text(
+        self, from_number: str, body: str, path: str = "/sms/inbound", wait: float = 0.0
+    ) -> TextExchange:
         """Text the service's number (its SMS webhook is ``path``); collect what comes back.
 
         That is the TwiML reply, and the texts the service sent to ``from_number``
         through the carrier meanwhile, delivered (reporting their status) on the way.
+        With no reply, up to ``wait`` seconds for a text to come: the service's worker
+        sends the codeword after the webhook has answered.
         """
         already_sent = {text.sid for text in self.texts()}
         sid = new_sid("SM")
@@ -333,6 +343,12 @@ class PhoneNetwork:
                 break
             url = redirect
         new = [t for t in self.texts(from_number) if t.sid not in already_sent]
+        deadline = self.clock() + wait
+        while not new and not exchange.replies and not exchange.problems:
+            if self.clock() >= deadline:
+                break
+            self.sleep(TEXT_POLL)
+            new = [t for t in self.texts(from_number) if t.sid not in already_sent]
         exchange.problems += self.deliver(new)
         delivered = {t.sid: t for t in self.texts(from_number)}
         exchange.texts = [delivered.get(t.sid, t) for t in reversed(new)]

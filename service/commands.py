@@ -9,6 +9,8 @@ from flask.cli import with_appcontext
 
 from core.demo import DEMO_PRACTICE, demo
 from core.extensions import directory, redis_client
+from core.queue import worker_connection
+from core.worker import run_worker
 from ivr.session import reseal_codes
 from store import schema
 
@@ -24,6 +26,7 @@ def register_commands(app: Flask) -> None:
     app.cli.add_command(db)
     app.cli.add_command(rotate_codeword_keys)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(worker)
 
 
 @click.command("init-db")
@@ -68,6 +71,15 @@ def rotate_codeword_keys() -> None:
             "Redis is unavailable: run this again to re-encrypt the sealed challenge codes"
         ) from None
     click.echo(f"re-encrypted {sealed} sealed challenge code(s) in Redis")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queue is empty, then stop.")
+@with_appcontext
+def worker(burst: bool) -> None:
+    """Run the background worker: codeword texts, notices, redaction at Twilio, events."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    run_worker(app, worker_connection(app.config["QUEUE_REDIS_URL"]), burst=burst)
 
 
 @click.command("seed-demo")

@@ -5,20 +5,19 @@
   from us (Twilio's own opt-out handling confirms them).
 - An opted-out number gets nothing at all.
 - A sender that is the verified cell of an admin, texting CODEWORD, gets the
-  codeword by REST (never as a reply); an admin of several practices first gets
-  a numbered list and answers with a number within CHOICE_TTL. The REST send
-  runs on the background pool: a Twilio slower than SEND_WAIT gets the admin a
-  "taking longer than usual" reply while the text goes on.
+  codeword by REST (never as a reply), sent by the background worker: the webhook
+  never waits for Twilio. An admin of several practices first gets a numbered
+  list and answers with a number within CHOICE_TTL.
 - Everyone else texting CODEWORD gets one generic reply, the same for an
   unknown number, a staff member and an unverified cell.
 - HELP gets the help text, anything else a short hint.
 - A number texting more than SMS_INBOUND_PER_NUMBER is dropped without a reply.
 
 Redis: one round trip before deciding (the flood count, the codeword-text
-windows and any pending list, in one pipeline) and at most one after (reserving
-a codeword text's slots before it goes, or storing a list). The windows read
-first spare a text over the limit that second trip; the reservation is what
-holds when texts arrive together.
+windows and any pending list, in one pipeline) and after it either the
+reservation of a codeword text's slots and its job on the queue (two), or storing a
+list (one). The windows read first spare a text over the limit those trips; the
+reservation is what holds when texts arrive together.
 """
 
 from __future__ import annotations
@@ -30,18 +29,17 @@ from dataclasses import dataclass, field
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from core import background, rate_limits
+from core import rate_limits
 from core.carrier import RecipientOptedOut
-from core.errors import CarrierUnavailable
 from core.extensions import directory, limiter, redis_client
-from sms.codeword_texts import SELF, NoCodeword, send_codeword_text
+from sms.codeword_texts import SELF, NoCodeword, ask
 from sms.keywords import Keyword, Kind, parse_keyword
 from sms.messages import Texts
 from store import keys
 from store.directory import PracticeRecord, UserRecord
 from store.errors import LimitExceeded
 from store.numbers import InvalidNumber, mask, normalise
-from store.ratelimit import Pending, Reservation, Window
+from store.ratelimit import Pending, Window
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +47,6 @@ log = logging.getLogger(__name__)
 CHOICE_TTL = 300
 # The opt-out table's number column.
 MAX_NUMBER_LENGTH = 20
-# Seconds the webhook waits for the codeword text to go out, so that it still answers
-# within a second when Twilio is late; the text then goes on in the background.
-SEND_WAIT = 0.75
 
 Admin = tuple[UserRecord, PracticeRecord]
 
@@ -216,11 +211,10 @@ def offer_practices(number: str, admin_of: list[Admin], texts: Texts) -> Answer:
 
 
 def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Texts) -> Answer:
-    """Reserve the text's slots, then send the codeword by REST on the background pool,
-    waiting for it SEND_WAIT at most.
+    """Reserve the text's slots and have the worker text the codeword to the admin who
+    asked; the webhook answers at once.
 
-    Sent in time, the webhook answers nothing; a send still going on gets a reply
-    saying so, and ends in the pool as it would have here (audited, notified).
+    No reply on success: the codeword comes by REST, never as a TwiML reply.
     """
     try:
         reservation = rate_limits.reserve_codeword_text(user.cell_number or "", practice.id)
@@ -228,34 +222,13 @@ def text_codeword_to_admin(user: UserRecord, practice: PracticeRecord, texts: Te
         # Another text of this number or practice took the last slot meanwhile.
         return Answer(texts.limit_reached, "rate-limited")
     try:
-        return background.call(
-            lambda: send_to_admin(user, practice, texts, reservation), timeout=SEND_WAIT
-        )
-    except TimeoutError:
-        return Answer(texts.taking_longer, "sending")
-
-
-def send_to_admin(
-    user: UserRecord, practice: PracticeRecord, texts: Texts, reservation: Reservation
-) -> Answer:
-    """Text the codeword to the admin who asked for it; what to reply then."""
-    try:
         with rate_limits.given_back_on_failure(reservation):
-            send_codeword_text(practice, user, actor=SELF, requested_by=user.name)
+            ask(practice, user, reservation, actor=SELF, requested_by=user.name)
     except NoCodeword:
         return Answer(texts.no_codeword(practice.name), "no-codeword")
     except RecipientOptedOut:
         return Answer(None, "opted-out")
-    except CarrierUnavailable as exc:
-        # Also the only trace of a send that failed after the webhook stopped waiting.
-        log.warning(
-            "codeword text for practice %s to %s not confirmed by Twilio: %s",
-            practice.id,
-            mask(user.cell_number),
-            type(exc).__name__,
-        )
-        return Answer(texts.try_later, "carrier-unavailable")
-    return Answer(None, "disclosed")
+    return Answer(None, "queued")
 
 
 def _listed_practice_ids(raw: str | None) -> list[str] | None:

@@ -60,21 +60,6 @@ class Texts:
             f"or contact {self.support}."
         )
 
-    @property
-    def try_later(self) -> str:
-        return (
-            f"{self.brand}: sorry, we can't send the codeword right now. "
-            "Please try again in a few minutes."
-        )
-
-    @property
-    def taking_longer(self) -> str:
-        """The reply when the codeword text has not gone out yet, but may still."""
-        return (
-            f"{self.brand}: sorry, this is taking longer than usual. If your codeword has not "
-            "arrived in a few minutes, text CODEWORD again."
-        )
-
     def no_codeword(self, practice_name: str) -> str:
         return fit_name(
             lambda name: (

@@ -35,6 +35,7 @@ def status() -> Response:
         request.form.get("MessageSid", ""),
         request.form.get("MessageStatus") or request.form.get("SmsStatus", ""),
         request.form.get("To"),
+        request.args.get("text"),
     )
     note_outcome(outcome)
     return twiml(MessagingResponse())

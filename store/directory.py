@@ -7,7 +7,8 @@ the plain codeword into a record other than the one ``read_codeword`` returns.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from sqlalchemy import bindparam, create_engine, delete, event, exists, func, se
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, selectinload, sessionmaker
 
-from store import schema
+from store import outbox, schema
 from store.crypto import CodewordCipher
 from store.errors import NotInDirectory
 from store.models import AuditEvent, OptOut, Practice, User
@@ -388,20 +389,10 @@ class Directory:
             return [(_user_record(u), _practice_record(p, with_users=False)) for u, p in rows]
 
     def admins_to_notify(self, practice_id: str) -> list[UserRecord]:
-        """The practice's admins with a verified cell that has not opted out (one query)."""
+        """The practice's admins with a verified cell that has not opted out (one query):
+        who a disclosure's notices go to (store/outbox.py)."""
         with self.session() as s:
-            rows = s.scalars(
-                select(User)
-                .outerjoin(OptOut, OptOut.number == User.cell_number)
-                .where(
-                    User.practice_id == practice_id,
-                    User.role == "admin",
-                    User.cell_number.is_not(None),
-                    User.cell_number_verified.is_(True),
-                    OptOut.number.is_(None),
-                )
-                .order_by(User.id)
-            ).all()
+            rows = s.scalars(outbox.admins_to_notify(practice_id)).all()
             return [_user_record(u) for u in rows]
 
     # Codeword ----------------------------------------------------------------
@@ -481,19 +472,26 @@ class Directory:
         to_number: str | None = None,
         requested_by: str | None = None,
         reference: str | None = None,
-    ) -> None:
-        """Append to the audit trail; the number is stored masked."""
+        intents: Sequence[outbox.Intent] = (),
+        now: float | None = None,
+    ) -> list[outbox.Job]:
+        """Append to the audit trail; the number is stored masked.
+
+        What the event leaves to do (``intents``) is written to the outbox in the same
+        transaction; the jobs to enqueue once it has committed are returned.
+        """
         with self.session() as s:
-            s.add(
-                AuditEvent(
-                    practice_id=practice_id,
-                    channel=channel,
-                    outcome=outcome,
-                    actor=actor,
-                    to_masked=mask(to_number),
-                    requested_by=requested_by,
-                    reference=reference,
-                )
+            return add_audit_event(
+                s,
+                practice_id,
+                channel=channel,
+                outcome=outcome,
+                actor=actor,
+                to_number=to_number,
+                requested_by=requested_by,
+                reference=reference,
+                intents=intents,
+                now=time.time() if now is None else now,
             )
 
     def list_events(
@@ -558,6 +556,36 @@ def _audit_admin_cell(s: Session, number: str, outcome: str, actor: str) -> None
         _Audit(s, practice_id, actor, channel="sms", reference=user_id).add(
             outcome, to_number=number
         )
+
+
+def add_audit_event(
+    session: Session,
+    practice_id: str,
+    *,
+    channel: str,
+    outcome: str,
+    actor: str,
+    to_number: str | None,
+    requested_by: str | None,
+    reference: str | None,
+    intents: Sequence[outbox.Intent],
+    now: float,
+) -> list[outbox.Job]:
+    """Add an audit event, and the outbox rows it leaves, to ``session``'s transaction."""
+    event = AuditEvent(
+        practice_id=practice_id,
+        channel=channel,
+        outcome=outcome,
+        actor=actor,
+        to_masked=mask(to_number),
+        requested_by=requested_by,
+        reference=reference,
+    )
+    session.add(event)
+    if not intents:
+        return []
+    session.flush()
+    return outbox.add(session, intents, now=now, audit_event_id=event.id)
 
 
 def _make_engine(database_url: str) -> Engine:

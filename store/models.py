@@ -1,4 +1,10 @@
-"""The directory's tables: practices, their users, opt-outs and the audit trail."""
+"""The directory's tables: practices, their users, opt-outs, the audit trail, and the outbox.
+
+The outbox tables hold work that must happen after a response (an outcome event to
+deliver, a notice to text, a codeword text's body to redact at Twilio). Each row is
+written in the same transaction as the audit event that caused it, and stays until the
+work is done, so a killed process or a flushed Redis loses nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +13,15 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
     String,
+    Text,
+    UniqueConstraint,
     func,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -101,3 +110,104 @@ class AuditEvent(Base):
     actor: Mapped[str] = mapped_column(String(200))
     requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     reference: Mapped[str | None] = mapped_column(String(64), nullable=True)  # CallSid etc.
+
+
+class OutboxRow:
+    """What every outbox row carries: its state, when it is due, and who holds it.
+
+    Times are epoch seconds (floats): compared in SQL the same way on SQLite and PostgreSQL.
+    """
+
+    # pending until the work is done; then a final status of the row's own kind.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[float] = mapped_column(Float)
+    # The next attempt may start at this time.
+    due_at: Mapped[float] = mapped_column(Float)
+    # A worker holds the row until this time (its lease), under the claim it wrote.
+    claimed_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    claim: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The queue job last enqueued for the row; the sweep enqueues another only when it is gone.
+    job_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Why the last attempt failed: a status code or an error type, never a body.
+    last_error: Mapped[str | None] = mapped_column(String(200), nullable=True)
+
+
+class OutcomeEvent(OutboxRow, Base):
+    """An outcome event for the main application, POSTed signed to ``EVENTS_URL``."""
+
+    __tablename__ = "outcome_events"
+    __table_args__ = (
+        Index("ix_outcome_events_due", "status", "due_at"),
+        Index("ix_outcome_events_created", "created_at"),
+    )
+
+    # The ``webhook-id``: the same on every attempt, the receiver's idempotency key.
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    type: Mapped[str] = mapped_column(String(40))
+    # The exact body sent (and signed) on every attempt.
+    body: Mapped[str] = mapped_column(Text)
+    # What the event is about (``voice:CA...``), so one outcome makes one event.
+    subject: Mapped[str] = mapped_column(String(120), unique=True)
+    # Failed attempts since it was last (re)delivered: the place in EVENTS_RETRY_SCHEDULE.
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    delivered_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class DisclosureNotice(OutboxRow, Base):
+    """A text telling another admin of a disclosure: one per disclosure and admin."""
+
+    __tablename__ = "disclosure_notices"
+    __table_args__ = (
+        ForeignKeyConstraint(["audit_event_id"], ["audit_events.id"], ondelete="CASCADE"),
+        UniqueConstraint("audit_event_id", "user_id", name="uq_notice_per_admin"),
+        Index("ix_disclosure_notices_due", "status", "due_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    audit_event_id: Mapped[int] = mapped_column(Integer)
+    practice_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(20))
+    # What the notice tells, as it was at the disclosure.
+    channel: Mapped[str] = mapped_column(String(10))
+    disclosed_to: Mapped[str | None] = mapped_column(String(20), nullable=True)  # the number
+    requested_by: Mapped[str] = mapped_column(String(200))
+    by_support: Mapped[bool] = mapped_column(Boolean)
+    disclosed_at: Mapped[float] = mapped_column(Float)
+
+
+class Redaction(OutboxRow, Base):
+    """A codeword text whose body must be blanked at Twilio: after its delivery report,
+    or ``REDACT_AFTER_SECONDS`` after it was sent if none comes."""
+
+    __tablename__ = "redactions"
+    __table_args__ = (Index("ix_redactions_due", "status", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_sid: Mapped[str] = mapped_column(String(34), unique=True)
+    practice_id: Mapped[str] = mapped_column(String(64))
+    to_masked: Mapped[str | None] = mapped_column(String(32), nullable=True)
+
+
+class CodewordText(OutboxRow, Base):
+    """A codeword text to send: asked for by an admin (CODEWORD) or by support, sent by the
+    worker, then followed to its delivery report."""
+
+    __tablename__ = "codeword_texts"
+    __table_args__ = (
+        ForeignKeyConstraint(["practice_id"], ["practices.id"], ondelete="CASCADE"),
+        Index("ix_codeword_texts_due", "status", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    practice_id: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str] = mapped_column(String(64))
+    to_number: Mapped[str] = mapped_column(String(20))
+    actor: Mapped[str] = mapped_column(String(200))
+    requested_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    message_sid: Mapped[str | None] = mapped_column(String(34), nullable=True, unique=True)
+    # Twilio's final word: delivered, undelivered or failed (None until the report).
+    delivery: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # When the request reserved the text's rate-limit slots: given back if it never goes.
+    reserved_at: Mapped[float | None] = mapped_column(Float, nullable=True)

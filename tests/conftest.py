@@ -15,7 +15,6 @@ from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core import background
 from devservers.prism_server import prism
 from devservers.redis_server import RedisProcess
 from service import create_app
@@ -35,17 +34,6 @@ from tests.voice import Clock
 # the apps, gunicorns and flask commands the tests start: Flask's own switch, which
 # gunicorn.conf.py honours too.
 os.environ["FLASK_SKIP_DOTENV"] = "1"
-
-
-@pytest.hookimpl(wrapper=True, trylast=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    """A test ends only once the work it left on the background pool has ended, so
-    that none of it reaches the next test's Redis, database or Twilio (and its log
-    lines are captured with the test's own: trylast runs this inside the capture)."""
-    try:
-        return (yield)
-    finally:
-        assert background.wait_idle(timeout=30), "background work still running after 30 s"
 
 
 TOPOLOGIES = ("single", "cluster", "sentinel")
@@ -182,7 +170,9 @@ def base_env(
 def make_app(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Callable[..., Flask]:
     """Build an app from ``base_env`` plus overrides (a value of None unsets a variable)."""
 
-    def build(**overrides: str | None) -> Flask:
+    def build(*, queue_async: bool = False, **overrides: str | None) -> Flask:
+        """Background jobs run as they are enqueued, inside the request, unless
+        ``queue_async``: then they wait in the queue for a worker, as in production."""
         unset = ["APP_ENV", "TWILIO_ACCOUNT_SID", "TWILIO_API_BASE_URL", "QUEUE_REDIS_URL"]
         for name in [*list(base_env), *unset]:
             monkeypatch.delenv(name, raising=False)
@@ -190,7 +180,7 @@ def make_app(monkeypatch: pytest.MonkeyPatch, base_env: dict[str, str]) -> Calla
         for name, value in env.items():
             if value is not None:
                 monkeypatch.setenv(name, value)
-        app = create_app({"TESTING": True})
+        app = create_app({"TESTING": True, "QUEUE_IS_ASYNC": queue_async})
         app.extensions["directory"].create_all()
         return app
 

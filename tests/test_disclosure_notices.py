@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -41,6 +43,7 @@ from tests.sms_helpers import (
 )
 from tests.twilio_fake import TwilioRecorder
 from tests.voice import Clock, last_placed_call, request_call, spellings
+from tests.workers import sweep, work, worker_process
 
 # 2026-05-04 10:14:30 UTC
 DISCLOSED_AT = datetime(2026, 5, 4, 10, 14, 30, tzinfo=UTC).timestamp()
@@ -89,9 +92,7 @@ def test_an_admins_codeword_text_is_told_to_the_other_admins_not_to_the_sender(
 ) -> None:
     response = text(client, "CODEWORD")
     assert reply_of(response) is None
-    # Nothing but the codeword text until the response has gone back to Twilio.
-    assert [t["to"] for t in sent_texts(app)] == [ADMIN_CELL]
-    response.close()
+    assert sent_texts(app)[0]["to"] == ADMIN_CELL  # the codeword first, then the notices
 
     told = notices(app)
     assert sorted(told) == sorted([SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
@@ -148,9 +149,10 @@ def test_a_refused_codeword_text_is_not_told(app: Flask, client: FlaskClient) ->
     assert len(sent_texts(app)) == before
 
 
-def test_a_notice_twilio_refuses_does_not_touch_the_disclosure(
+def test_a_notice_twilio_refuses_does_not_touch_the_disclosure_and_is_tried_again(
     app: Flask,
     client: FlaskClient,
+    clock: Clock,
     caplog: pytest.LogCaptureFixture,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -165,47 +167,51 @@ def test_a_notice_twilio_refuses_does_not_touch_the_disclosure(
     monkeypatch.setattr(carrier, "send_sms", notices_fail)
     response = support_text(client)
     assert response.status_code == 202
-    response.close()
     assert [t["to"] for t in sent_texts(app)] == [ADMIN_CELL]
     failures = [r for r in caplog.records if "disclosure notice" in r.getMessage()]
-    assert len([r for r in failures if r.levelno == logging.ERROR]) == 2
+    assert len([r for r in failures if r.levelno == logging.WARNING]) == 2
     assert all(ADMIN_CELL not in r.getMessage() for r in caplog.records)
     assert all(SECOND_ADMIN_CELL not in r.getMessage() for r in caplog.records)
 
+    monkeypatch.setattr(carrier, "send_sms", send_sms)  # Twilio is back
+    clock.advance(30)
+    assert sweep(app) == 2
+    assert sorted(notices(app)) == sorted([SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
 
-def test_the_database_failing_for_notices_is_logged_and_the_reply_stands(
-    app: Flask,
-    client: FlaskClient,
-    caplog: pytest.LogCaptureFixture,
-    monkeypatch: pytest.MonkeyPatch,
+
+def test_a_notice_job_the_database_fails_is_done_once_its_claim_runs_out(
+    app: Flask, client: FlaskClient, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(*_: object) -> list[Any]:
+    from core import disclosures as notice_jobs
+
+    def broken(*_: object) -> Any:
         raise OperationalError("SELECT", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(app.extensions["directory"], "admins_to_notify", broken)
+    failing = SimpleNamespace(get_practice=broken)
+    monkeypatch.setattr(notice_jobs, "directory", lambda: failing)
     response = text(client, "CODEWORD")
     assert reply_of(response) is None
-    response.close()
     assert [t["to"] for t in sent_texts(app)] == [ADMIN_CELL]
-    assert "after-response work failed: OperationalError" in caplog.text
+
+    monkeypatch.undo()
+    assert sweep(app) == 0  # still held by the job that failed
+    clock.advance(app.config["WORKER_LEASE_SECONDS"])
+    assert sweep(app) == 2
+    assert sorted(notices(app)) == sorted([SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
 
 
-def test_the_admins_are_looked_up_only_after_the_response(
-    app: Flask, client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+def test_the_webhook_neither_looks_up_admins_nor_texts_anyone(
+    make_app: Callable[..., Flask], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = app.extensions["directory"]
-    looked_up: list[str] = []
-    original = store.admins_to_notify
-
-    def counting(practice_id: str) -> Any:
-        looked_up.append(practice_id)
-        return original(practice_id)
-
-    monkeypatch.setattr(store, "admins_to_notify", counting)
+    app = make_app(queue_async=True)
+    client = app.test_client()
+    seed(client)
     response = text(client, "CODEWORD")
-    assert looked_up == []
-    response.close()
-    assert looked_up == ["p-1"]
+    assert reply_of(response) is None
+    assert sent_texts(app) == []
+    work(app)  # the worker: the codeword text, then the notices it left
+    assert sent_texts(app)[0]["to"] == ADMIN_CELL
+    assert sorted(notices(app)) == sorted([SECOND_ADMIN_CELL, MULTI_ADMIN_CELL])
 
 
 # By voice ------------------------------------------------------------------------------
@@ -323,7 +329,7 @@ def test_a_notice_fits_two_segments_in_gsm7_whatever_the_names() -> None:
 # In production -------------------------------------------------------------------------
 
 
-def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
+def test_under_gunicorn_the_worker_sends_the_text_then_the_notice(
     tmp_path: Path,
     redis_url: str,
     twilio_recorder: tuple[str, TwilioRecorder],
@@ -331,7 +337,7 @@ def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
     twilio_url, sent = twilio_recorder
     sent.clear()
     env = production_env(redis_url, f"sqlite:///{tmp_path / 'd.sqlite3'}", twilio_url)
-    with gunicorn_server(env) as url:
+    with gunicorn_server(env) as url, worker_process(env):
         practice = {"name": "Bright Smiles", "office_number": "202-555-0100", "codeword": CODEWORD}
         dana = {"name": "Dana", "role": "admin", "cell_number": ADMIN_CELL}
         sam = {"name": "Sam", "role": "admin", "cell_number": SECOND_ADMIN_CELL}
@@ -347,7 +353,7 @@ def test_under_gunicorn_the_notice_follows_the_answer_to_twilio(
             f"{url}/sms/inbound", data=form, headers={"X-Twilio-Signature": signature}, timeout=5
         )
         assert answer.status_code == 200
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while len(sent) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)
         codeword_text, notice = list(sent)

@@ -32,6 +32,7 @@ from devservers.redis_server import RedisProcess
 from phone.call import GatherPrompt, keyed_digits, spoken_text
 from phone.network import PhoneNetwork
 from phone.webhooks import Webhooks
+from store.redis_client import connect
 from tests.helpers import (
     ADMIN,
     ADMIN_TOKEN,
@@ -41,6 +42,7 @@ from tests.helpers import (
     TWILIO_AUTH_TOKEN,
 )
 from tests.phone_flows import SECRET, received
+from tests.workers import worker_process
 
 OFFICE = "+12025550100"
 ADMIN_CELL = "+12025550111"
@@ -73,7 +75,10 @@ def service(service_env: dict[str, str]) -> Iterator[str]:
     """The service and the test flows under gunicorn; where it listens."""
     if not REPO.joinpath("tests", "phone_flows.py").exists():
         pytest.skip("test flows missing")
-    with gunicorn_server(service_env, app="tests.phone_flows:app") as url:
+    with (
+        gunicorn_server(service_env, app="tests.phone_flows:app") as url,
+        worker_process(service_env),  # it sends the codeword texts
+    ):
         yield url
 
 
@@ -635,7 +640,13 @@ def test_texting_the_keyword_from_an_admin_cell_brings_the_codeword_then_it_is_r
     assert result.exit_code == 0, result.output
     [codeword_text] = [line for line in result.output.splitlines() if line.startswith("text ")]
     assert "(delivered)" in codeword_text and CODEWORD in codeword_text
-    listed = phone(phone_app, service, "texts", "--to", cell).output
+    # The worker redacts it once the phone has reported it delivered.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = phone(phone_app, service, "texts", "--to", cell).output
+        if "delivered, body since redacted at the carrier" in listed:
+            break
+        time.sleep(0.1)
     assert "delivered, body since redacted at the carrier" in listed
 
 
@@ -659,9 +670,14 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
 ) -> None:
     """As docs/phone.md tells it, with no TWILIO_* set: the service and the phone in two
     processes share the auth token generated into instance/dev-secrets.json."""
+    # A Redis database of its own: this module's service runs a worker on the queue of
+    # database 0, which would take this session's jobs and find nothing of them in its own
+    # directory.
+    session_redis = redis_url.rsplit("/", 1)[0] + "/1"
+    connect(session_redis).flushdb()
     env = {
         "INSTANCE_PATH": str(tmp_path / "instance"),
-        "REDIS_URL": redis_url,
+        "REDIS_URL": session_redis,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'directory.sqlite3'}",
         "SUPPORT_TOKENS": f"demo={SUPPORT_TOKEN}",
         "TWILIO_ACCOUNT_SID": "",
@@ -684,13 +700,17 @@ def test_the_demo_session_runs_on_nothing_but_the_instance_folder(
 
     assert run("seed-demo").returncode == 0
     with gunicorn_server(env) as url:
-        # PUBLIC_BASE_URL defaults to the service's own port, which the phone is told.
+        # PUBLIC_BASE_URL defaults to the service's own port, which the phone is told,
+        # and the worker too (it builds the codeword text's status callback).
         port = url.rsplit(":", 1)[1]
-        call = request_verification_call(url, "demo-practice").json()
-        answered = run(
-            "phone", "answer", "--latest", stdin=f"{call['challenge_code']}\n", port=port
-        )
-        texted = run("phone", "text", "--from", "+12025550111", "CODEWORD", port=port)
+        with worker_process({**env, "PORT": port}):
+            call = request_verification_call(url, "demo-practice").json()
+            answered = run(
+                "phone", "answer", "--latest", stdin=f"{call['challenge_code']}\n", port=port
+            )
+            texted = run(
+                "phone", "text", "--from", "+12025550111", "CODEWORD", "--wait", "30", port=port
+            )
 
     assert answered.returncode == 0, answered.stdout + answered.stderr
     assert CODEWORD_HEARD in answered.stdout

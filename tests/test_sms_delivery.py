@@ -11,7 +11,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from core import background
 from tests.helpers import SUPPORT, post_signed
 from tests.sms_helpers import ADMIN_CELL, seed, text
 from tests.twilio_fake import TwilioRecorder
@@ -52,8 +51,7 @@ def client(app: Flask) -> FlaskClient:
 
 
 def redactions(app: Flask) -> list[str]:
-    """The texts redacted, once the redactions handed to the background pool are done."""
-    assert background.wait_idle(timeout=5)
+    """The texts redacted (the jobs run as they are enqueued here)."""
     return [r["sid"] for r in app.extensions["carrier"].recorded("redactions")]
 
 
@@ -81,7 +79,7 @@ def test_a_status_on_the_way_changes_nothing(app: Flask, client: FlaskClient, st
 
 def test_the_codeword_texts_own_callback_redacts_it(app: Flask, client: FlaskClient) -> None:
     text(client, "CODEWORD")
-    (sent,) = app.extensions["carrier"].recorded("messages")
+    (sent,) = [t for t in app.extensions["carrier"].recorded("messages") if t["status_callback"]]
     callback = urlsplit(sent["status_callback"])
     report(client, sent["sid"], "delivered", f"{callback.path}?{callback.query}")
     assert redactions(app) == [sent["sid"]]
@@ -111,7 +109,6 @@ def test_redaction_posts_an_empty_body_to_the_message_at_twilio(
     sent = twilio_recorder[1]
     sid = new_sid()
     assert report(client, sid, "delivered").status_code == 200
-    assert background.wait_idle(timeout=5)
     (request,) = sent
     assert (request.method, request.path) == (
         "POST",

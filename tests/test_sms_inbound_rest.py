@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from core import background
 from devservers.redis_server import RedisProcess
 from store.models import Base
 from tests.helpers import PUBLIC_BASE_URL, SUPPORT, post_signed
@@ -23,9 +23,12 @@ from tests.sms_helpers import (
     seed,
     text,
 )
-from tests.twilio_fake import TwilioRecorder
+from tests.twilio_fake import RecordedRequest, TwilioRecorder
+from tests.voice import Clock
+from tests.workers import sweep, work
 
 MESSAGES = f"/2010-04-01/Accounts/{'AC' + '0' * 32}/Messages.json"
+Recorder = tuple[str, TwilioRecorder]
 
 
 @pytest.fixture
@@ -40,9 +43,19 @@ def sent(twilio_recorder: tuple[str, TwilioRecorder], client: FlaskClient) -> Tw
     return twilio_recorder[1]
 
 
-def sms_outcomes(client: FlaskClient) -> list[str]:
+def codeword_sent(sent: TwilioRecorder) -> list[RecordedRequest]:
+    """The codeword texts among the requests Twilio got: those with a status callback (the
+    other admins' disclosure notices have none)."""
+    return [r for r in sent if "StatusCallback" in r.form]
+
+
+def sms_events_of(client: FlaskClient) -> list[dict[str, str]]:
     response = client.get("/api/v1/practices/p-1/disclosures", headers=SUPPORT)
-    return [e["outcome"] for e in response.get_json()["events"] if e["channel"] == "sms"]
+    return [e for e in response.get_json()["events"] if e["channel"] == "sms"]
+
+
+def sms_outcomes(client: FlaskClient) -> list[str]:
+    return [e["outcome"] for e in sms_events_of(client)]
 
 
 def test_the_keyword_codeword_text_is_a_rest_message_with_validity_and_callback(
@@ -50,30 +63,43 @@ def test_the_keyword_codeword_text_is_a_rest_message_with_validity_and_callback(
 ) -> None:
     response = text(client, "CODEWORD")
     assert reply_of(response) is None
-    (request,) = sent
+    (request,) = codeword_sent(sent)
     assert (request.method, request.path) == ("POST", MESSAGES)
     assert request.form["To"] == ADMIN_CELL
     assert request.form["From"] == "+15005550006"
     assert CODEWORD in request.form["Body"]
     assert "support" not in request.form["Body"]
     assert 0 < int(request.form["ValidityPeriod"]) <= 900
-    assert request.form["StatusCallback"] == f"{PUBLIC_BASE_URL}/sms/status?practice_id=p-1"
+    assert request.form["StatusCallback"].startswith(
+        f"{PUBLIC_BASE_URL}/sms/status?practice_id=p-1&text=CT"
+    )
 
 
-def test_a_codeword_text_takes_two_redis_round_trips(
-    client: FlaskClient, sent: TwilioRecorder
+def test_a_codeword_text_takes_three_redis_round_trips_and_no_twilio_request(
+    make_app: Callable[..., Flask], twilio_recorder: Recorder
 ) -> None:
-    """One before deciding (flood count, windows, pending list), one after (spends or list)."""
-    text(client, "hello", UNKNOWN_CELL)  # the limit scripts are loaded from here on
-    for body, sender in [
-        ("CODEWORD", ADMIN_CELL),
-        ("CODEWORD", MULTI_ADMIN_CELL),
-        ("2", MULTI_ADMIN_CELL),
+    """One before deciding (flood count, windows, pending list); then the spends and the job
+    on the queue, or the list. The text itself waits for the worker."""
+    app = make_app(
+        queue_async=True, TWILIO_ACCOUNT_SID="AC" + "0" * 32, TWILIO_API_BASE_URL=twilio_recorder[0]
+    )
+    client = app.test_client()
+    seed(client)
+    sent = twilio_recorder[1]
+    sent.clear()
+    # The scripts are loaded, and the queue's connection open, from here on.
+    text(client, "CODEWORD", ADMIN_CELL)
+    for body, sender, round_trips in [
+        ("CODEWORD", ADMIN_CELL, 3),
+        ("CODEWORD", MULTI_ADMIN_CELL, 2),
+        ("2", MULTI_ADMIN_CELL, 3),
     ]:
         with count_round_trips() as trips:
             text(client, body, sender)
-        assert trips == [2], body
-    assert len(sent) == 2
+        assert trips == [round_trips], body
+    assert list(sent) == []
+    work(app)
+    assert len(codeword_sent(sent)) == 3
 
 
 def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
@@ -87,18 +113,17 @@ def test_a_reply_without_the_codeword_takes_one_redis_round_trip(
     assert list(sent) == []
 
 
-def test_twilio_down_gets_a_polite_reply_and_spends_no_slot(
-    client: FlaskClient, sent: TwilioRecorder
+def test_twilio_down_never_holds_the_reply_and_the_worker_tries_again(
+    recorded_app: Flask, client: FlaskClient, sent: TwilioRecorder
 ) -> None:
+    clock = recorded_app.config["CLOCK"] = Clock()
     sent.queue_error(500, 20500, "Internal Server Error")
-    reply = reply_of(text(client, "CODEWORD"))
-    assert reply is not None
-    assert "try again in a few minutes" in reply
-    assert CODEWORD not in reply
+    assert reply_of(text(client, "CODEWORD")) is None
     assert sms_outcomes(client) == []
-    for _ in range(3):
-        assert reply_of(text(client, "CODEWORD")) is None
-    assert len(sent) == 4
+    clock.advance(5)
+    sweep(recorded_app)  # the retry is due: enqueued again, and here run at once
+    assert sms_outcomes(client) == ["sent"]
+    assert len(codeword_sent(sent)) == 2
 
 
 def test_twilio_saying_the_admin_opted_out_is_kept_and_answered_with_nothing(
@@ -160,13 +185,13 @@ def test_the_codeword_never_reaches_a_log_line(
         headers=SUPPORT,
     )
     assert support.status_code == 202
-    sid = support.get_json()["id"]
+    sid = codeword_sent(sent)[-1].form  # the support text, as Twilio got it
+    (answer,) = [e["reference"] for e in sms_events_of(client) if e["actor"] == "helpdesk"]
     sent.queue_error(500, 20500, "Internal Server Error")
-    form = {"MessageSid": sid, "MessageStatus": "delivered", "To": ADMIN_CELL}
+    form = {"MessageSid": answer, "MessageStatus": "delivered", "To": sid["To"]}
     post_signed(client, "/sms/status?practice_id=p-1", form)
-    assert background.wait_idle(timeout=5)  # the redaction, done off the webhook's path
-    assert len(sent) == 5  # three texts, one refused by Twilio, one redaction
-    assert CODEWORD in sent[0].form["Body"]
+    assert len(codeword_sent(sent)) == 4  # three sent, one refused by Twilio
+    assert CODEWORD in codeword_sent(sent)[0].form["Body"]
     logged = "\n".join(f"{r.getMessage()} {r.__dict__}" for r in caplog.records)
     assert "not redacted" in logged
     assert CODEWORD not in logged

@@ -83,8 +83,6 @@ def test_every_fixed_reply_is_gsm7_within_two_segments(texts: Texts) -> None:
         texts.generic,
         texts.hint,
         texts.limit_reached,
-        texts.try_later,
-        texts.taking_longer,
     )
     for reply in replies:
         septets = gsm7_septets(reply)
@@ -136,13 +134,6 @@ def test_names_are_shortened_not_dropped_while_they_can_be() -> None:
     text = DEFAULT.choose_practice(names, 5)
     assert all(f"{i + 1} for Practice {i}" in text for i in range(4))
     assert "first" not in text
-
-
-def test_the_reply_to_a_slow_codeword_text_says_it_may_still_come_and_what_to_do() -> None:
-    reply = DEFAULT.taking_longer
-    assert reply.startswith("Practice by Numbers: sorry, this is taking longer than usual.")
-    assert "text CODEWORD again" in reply
-    assert segment_count(reply) == 1
 
 
 def test_the_no_codeword_reply_fits_with_the_longest_name() -> None:

@@ -92,7 +92,7 @@ def text_codeword(practice_id: str, user_id: str) -> Response:
         g.console_session,
         sessions.Notice(
             "done",
-            f"The codeword was texted to {who} at {sent.to}, "
+            f"The codeword text to {who} at {sent.to} is on its way, "
             f"at {words.possessive(requested_by)} request.",
         ),
     )

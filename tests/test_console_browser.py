@@ -346,7 +346,7 @@ def test_texting_the_codeword_to_an_admin_and_the_limit_in_words(
         browser.by_label("Requested by").send_keys("Dana Admin")
         browser.click(browser.button("Text the codeword"))
         assert (
-            "The codeword was texted to Dana Admin at +1******0111, at Dana Admin’s request."
+            "The codeword text to Dana Admin at +1******0111 is on its way, at Dana Admin’s request."
             in browser.text()
         ), sent
     messages = [r for r in twilio_recorder[1] if r.path.endswith("/Messages.json")]

@@ -74,6 +74,8 @@ def run_sweeps(connection: redis.Redis, interval: int, stop: threading.Event) ->
     signal handlers and so runs only in a main thread: the worker has that one.
     """
     cron = CronScheduler(connection=connection, name=f"{socket.gethostname()}:{os.getpid()}")
+    # The sweep is routine: a line every few seconds would bury what the console is for.
+    cron.log.setLevel(logging.WARNING)
     cron.register(sweep, QUEUE_NAME, interval=interval, result_ttl=0, job_timeout=60)
     while not stop.is_set():
         try:

@@ -122,10 +122,19 @@ def take_notice(session: ConsoleSession) -> Notice | None:
 
 
 def set_cookie(response: Response, session_id: str) -> None:
+    _set(response, COOKIE, session_id, LIFETIME)
+
+
+def clear_cookie(response: Response) -> None:
+    _clear(response, COOKIE)
+
+
+def _set(response: Response, name: str, value: str, max_age: int) -> None:
+    # Every console cookie carries the same flags: one place sets them.
     response.set_cookie(
-        COOKIE,
-        session_id,
-        max_age=LIFETIME,
+        name,
+        value,
+        max_age=max_age,
         path=COOKIE_PATH,
         secure=_secure(),
         httponly=True,
@@ -133,9 +142,9 @@ def set_cookie(response: Response, session_id: str) -> None:
     )
 
 
-def clear_cookie(response: Response) -> None:
+def _clear(response: Response, name: str) -> None:
     response.delete_cookie(
-        COOKIE, path=COOKIE_PATH, secure=_secure(), httponly=True, samesite="Strict"
+        name, path=COOKIE_PATH, secure=_secure(), httponly=True, samesite="Strict"
     )
 
 
@@ -177,21 +186,11 @@ def sign_in_token_is_valid(nonce: str | None, token: str | None) -> bool:
 
 
 def set_sign_in_cookie(response: Response, nonce: str) -> None:
-    response.set_cookie(
-        SIGN_IN_COOKIE,
-        nonce,
-        max_age=SIGN_IN_LIFETIME,
-        path=COOKIE_PATH,
-        secure=_secure(),
-        httponly=True,
-        samesite="Strict",
-    )
+    _set(response, SIGN_IN_COOKIE, nonce, SIGN_IN_LIFETIME)
 
 
 def clear_sign_in_cookie(response: Response) -> None:
-    response.delete_cookie(
-        SIGN_IN_COOKIE, path=COOKIE_PATH, secure=_secure(), httponly=True, samesite="Strict"
-    )
+    _clear(response, SIGN_IN_COOKIE)
 
 
 def _bound_token_is_valid(purpose: str, token: str | None, bound_to: str, max_age: int) -> bool:
